@@ -1,0 +1,39 @@
+"""Interface of an auxiliary loss hook added to the model's CE loss by config."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import torch
+
+
+@dataclass
+class AuxLossInputs:
+    """What the model hands every auxiliary loss after its forward pass.
+
+    projector_aux: the dict returned by the projector (e.g. router logits).
+    lang: (B,) language ids as indices into the task's ``--languages`` list,
+        -1 where unknown; None when the data has no ``lang`` column.
+    languages: the task's language names; ``languages[lang[b]]`` is utterance b's label.
+    task: (B,) task ids (indices into ``TASKS``), or None.
+    ce_per_utt: (B,) mean target-token CE of each utterance.
+    """
+
+    projector_aux: Dict[str, torch.Tensor]
+    lang: Optional[torch.Tensor]
+    languages: Tuple[str, ...]
+    task: Optional[torch.Tensor] = None
+    ce_per_utt: Optional[torch.Tensor] = None
+    extra: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class AbsAuxLoss(torch.nn.Module, ABC):
+    """An auxiliary loss: returns an unweighted scalar loss and its stats.
+
+    The model multiplies the loss by the hook's configured ``weight`` and adds
+    it to CE; every stat is reported in ESPnet's stats under the hook's name.
+    """
+
+    @abstractmethod
+    def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        raise NotImplementedError
