@@ -1,0 +1,105 @@
+"""The encoder of a Hugging Face Whisper model, as an ESPnet encoder.
+
+(B, T, n_mels) log-mel -> (B, ceil(T/2), d_model). Loaded from a pretrained Whisper
+(``model_name_or_path``) or built from a config dict (small from-scratch or test setups).
+Frozen by default, optional LoRA on its attention. With ``pad_to_30s: false`` an utterance
+is encoded at its own length (positions 0..T'-1, padding masked out in attention) instead of
+Whisper's fixed 30 s window, so short utterances do not pay for 30 s of compute.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
+
+from csst_espnet.llm.hf_causal_lm import lora_config
+
+
+class HFWhisperEncoder(AbsEncoder):
+    """Args:
+    input_size: frontend feature size; must equal the model's ``num_mel_bins``.
+    model_name_or_path: pretrained Whisper (any size) to take the encoder from.
+    config: a ``WhisperConfig`` dict, used when no pretrained model is given.
+    freeze: freeze the encoder weights (LoRA adapters still train).
+    lora: peft LoRA options, e.g. ``{r: 8, target_modules: [q_proj, v_proj]}``.
+    pad_to_30s: pad every batch to Whisper's 3000 frames, as Whisper was trained.
+    num_trainable_layers: with ``freeze``, unfreeze the last N layers (PART's progressive unfreezing).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        model_name_or_path: Optional[str] = None,
+        config: Optional[Dict] = None,
+        freeze: bool = True,
+        lora: Optional[Dict] = None,
+        pad_to_30s: bool = False,
+        num_trainable_layers: int = 0,
+        gradient_checkpointing: bool = False,
+    ):
+        super().__init__()
+        from transformers import WhisperConfig, WhisperModel
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        if (model_name_or_path is None) == (config is None):
+            raise ValueError("give exactly one of encoder_conf.model_name_or_path and encoder_conf.config")
+        if model_name_or_path is not None:
+            encoder = WhisperModel.from_pretrained(model_name_or_path).get_encoder()
+        else:
+            encoder = WhisperEncoder(WhisperConfig(**config))
+        if encoder.config.num_mel_bins != input_size:
+            raise ValueError(
+                f"frontend gives {input_size} mel bins but the Whisper encoder expects "
+                f"{encoder.config.num_mel_bins}: set frontend_conf.n_mels"
+            )
+        if freeze:
+            encoder.requires_grad_(False)
+            for layer in encoder.layers[len(encoder.layers) - num_trainable_layers :] if num_trainable_layers else []:
+                layer.requires_grad_(True)
+        if gradient_checkpointing:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora is not None:
+            from peft import inject_adapter_in_model
+
+            encoder = inject_adapter_in_model(lora_config(lora), encoder)
+        self.encoder = encoder
+        self.pad_to_30s = pad_to_30s
+        # Weights from a pretrained model come back from model_name_or_path; a from-config
+        # encoder has random weights that must be saved.
+        self.restores_frozen_from_pretrained = model_name_or_path is not None
+
+    def output_size(self) -> int:
+        return self.encoder.config.d_model
+
+    def forward(
+        self, xs_pad: torch.Tensor, ilens: torch.Tensor, prev_states: torch.Tensor = None
+    ) -> Tuple[torch.Tensor, torch.Tensor, None]:
+        enc = self.encoder
+        max_frames = enc.config.max_source_positions * 2
+        if xs_pad.size(1) > max_frames:
+            raise ValueError(f"input of {xs_pad.size(1)} frames exceeds Whisper's {max_frames} (30 s)")
+        frames = max_frames if self.pad_to_30s else xs_pad.size(1)
+        feats = torch.nn.functional.pad(xs_pad, (0, 0, 0, frames - xs_pad.size(1))).transpose(1, 2)
+        feats = feats.to(enc.conv1.weight.dtype)  # (B, n_mels, T)
+
+        hidden = torch.nn.functional.gelu(enc.conv1(feats))  # (B, d_model, T)
+        # Zero conv1 outputs past each length so conv2 sees what it sees for the utterance alone.
+        in_pad = make_pad_mask(ilens, maxlen=hidden.size(2)).to(hidden.device)
+        hidden = hidden.masked_fill(in_pad[:, None, :], 0.0)
+        hidden = torch.nn.functional.gelu(enc.conv2(hidden)).transpose(1, 2)  # (B, T', d_model)
+        hidden = hidden + enc.embed_positions.weight[: hidden.size(1)]
+        hidden = torch.nn.functional.dropout(hidden, p=enc.dropout, training=self.training)
+        olens = torch.div(ilens - 1, 2, rounding_mode="floor") + 1
+
+        mask = None
+        if not self.pad_to_30s:
+            # Additive mask (B, 1, 1, T'): padding frames are hidden from every query.
+            pad = make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)
+            mask = torch.zeros(pad.shape, dtype=hidden.dtype, device=hidden.device)
+            mask = mask.masked_fill(pad, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        for layer in enc.layers:
+            hidden = layer(hidden, mask)
+        hidden = enc.layer_norm(hidden)
+        return hidden[:, : int(olens.max())], olens, None

@@ -1,0 +1,150 @@
+"""Translate (or transcribe) speech with a trained model: ``Speech2Text``.
+
+    s2t = Speech2Text.from_exp_dir("exp/st_phase3")
+    hyp = s2t("utt.wav", lang="cs")[0]          # a file, a waveform array or a tensor
+    hyps = s2t.batch([wav1, wav2], langs=["zh", "cs"])
+
+Prompts come from the same :class:`PromptTemplate` the model was trained with; the LLM's
+``generate`` runs greedy or beam search with its KV cache on the left-padded
+``[prompt][speech]`` prefix built by the model.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import soundfile
+import torch
+
+from csst_espnet.tasks.csst import CSSTTask
+
+Audio = Union[str, Path, np.ndarray, torch.Tensor]
+
+
+@dataclass
+class Hypothesis:
+    text: str
+    token: List[str]
+    token_int: List[int]
+    score: float
+
+
+class Speech2Text:
+    """Args:
+    st_train_config, st_model_file: the experiment's ``config.yaml`` and model ``.pth``.
+    device: ``cpu`` or ``cuda``.
+    beam_size: 1 = greedy search.
+    max_new_tokens: hard cap on hypothesis length.
+    max_len_ratio: cap hypothesis length at this many tokens per speech embedding (0 = off).
+    repetition_penalty, no_repeat_ngram_size: guards against loops (1.0 / 0 = off).
+    """
+
+    def __init__(
+        self,
+        st_train_config: Union[str, Path],
+        st_model_file: Optional[Union[str, Path]] = None,
+        device: str = "cpu",
+        beam_size: int = 1,
+        max_new_tokens: int = 200,
+        max_len_ratio: float = 0.0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ):
+        model, train_args = CSSTTask.build_model_from_file(st_train_config, st_model_file, device)
+        self.model = model.eval()
+        self.train_args = train_args
+        self.device = device
+        self.preprocess = CSSTTask.build_preprocess_fn(train_args, train=False)
+        self.collate = CSSTTask.build_collate_fn(train_args, train=False)
+        self.tokenizer = self.preprocess.template.tokenizer
+        self.fs = (train_args.frontend_conf or {}).get("fs", 16000)
+        self.beam_size = beam_size
+        self.max_new_tokens = max_new_tokens
+        self.max_len_ratio = max_len_ratio
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+
+    @classmethod
+    def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
+        exp_dir = Path(exp_dir)
+        return cls(exp_dir / "config.yaml", exp_dir / model_file, **kwargs)
+
+    def __call__(self, speech: Audio, lang: Optional[str] = None, task: Optional[str] = None) -> List[Hypothesis]:
+        """Decode one utterance; returns its n-best list (n = 1)."""
+        return [self.batch([speech], [lang], [task])[0]]
+
+    def load_audio(self, speech: Audio) -> np.ndarray:
+        if isinstance(speech, (str, Path)):
+            audio, rate = soundfile.read(str(speech), dtype="float32")
+            if rate != self.fs:
+                raise ValueError(f"{speech}: sample rate {rate} Hz, the model expects {self.fs} Hz")
+            return audio
+        if isinstance(speech, torch.Tensor):
+            return speech.detach().cpu().numpy()
+        return np.asarray(speech)
+
+    @torch.no_grad()
+    def batch(
+        self,
+        speeches: Sequence[Audio],
+        langs: Optional[Sequence[Optional[str]]] = None,
+        tasks: Optional[Sequence[Optional[str]]] = None,
+        keys: Optional[Sequence[str]] = None,
+    ) -> List[Hypothesis]:
+        """Decode a batch of utterances together; one hypothesis each, in input order."""
+        n = len(speeches)
+        langs = langs or [None] * n
+        tasks = tasks or [None] * n
+        keys = keys or [f"utt{i}" for i in range(n)]
+        items = []
+        for key, speech, lang, task in zip(keys, speeches, langs, tasks):
+            data = {"speech": self.load_audio(speech), "lang": lang, "task": task}
+            items.append((key, self.preprocess(key, data)))
+        _, batch = self.collate(items)
+        return self.decode_batch(batch)
+
+    @torch.no_grad()
+    def decode_batch(self, batch: dict) -> List[Hypothesis]:
+        """Decode a collated batch (``speech``, ``prompt`` and their lengths)."""
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        embeds, embed_lengths, _ = self.model.encode(batch["speech"], batch["speech_lengths"])
+        prefix, mask = self.model.prefix_embeddings(
+            batch["prompt"], batch["prompt_lengths"], embeds, embed_lengths
+        )
+        max_new = self.max_new_tokens
+        if self.max_len_ratio > 0:
+            max_new = min(max_new, max(1, int(self.max_len_ratio * int(embed_lengths.max()))))
+        tok = self.tokenizer
+        out = self.model.llm.generate(
+            prefix,
+            mask,
+            max_new_tokens=max_new,
+            num_beams=self.beam_size,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
+        step_scores = self._step_scores(out)
+        hyps = []
+        for seq, seq_scores in zip(out.sequences.tolist(), step_scores):
+            ids = seq[: seq.index(tok.eos_token_id)] if tok.eos_token_id in seq else seq
+            # the hypothesis' log-probability includes its EOS; tokens after it are padding
+            score = seq_scores if isinstance(seq_scores, float) else float(seq_scores[: len(ids) + 1].sum())
+            hyps.append(
+                Hypothesis(
+                    text=tok.decode(ids, skip_special_tokens=True).strip(),
+                    token=tok.convert_ids_to_tokens(ids),
+                    token_int=ids,
+                    score=score,
+                )
+            )
+        return hyps
+
+    def _step_scores(self, out) -> list:
+        """Greedy: per-step token log-probabilities (B, steps); beam: each beam's final score."""
+        if getattr(out, "sequences_scores", None) is not None:
+            return out.sequences_scores.tolist()
+        return self.model.llm.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)

@@ -1,0 +1,185 @@
+"""Speech translation with an LLM: speech encoder -> projector -> causal LM.
+
+The LLM sees ``[prompt][speech embeddings][target]``. Prefixes (prompt + speech) are
+left-padded so that every target in a batch starts at the same position P; logits are taken
+only at the P-1 .. P+L-2 positions that predict target tokens, never over prompt or speech.
+Decoding (``csst_espnet.inference``) builds the same left-padded prefix and calls ``generate``.
+"""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+from csst_espnet.llm.hf_causal_lm import HFCausalLM
+from csst_espnet.losses.abs_aux_loss import AuxLossInputs
+from csst_espnet.models.frozen_state import exclude_frozen_pretrained
+from csst_espnet.projector.abs_projector import AbsProjector
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` in value, ``scale * dx`` in backward."""
+    return x * scale + x.detach() * (1.0 - scale)
+
+
+class ESPnetCSSTModel(AbsESPnetModel):
+    """Args:
+    frontend, normalize, encoder, projector, llm: the components (frontend/normalize optional).
+    languages: language codes; ``lang`` inputs index into this list.
+    aux_losses: auxiliary loss hooks and weights, ``{name: (module, weight)}`` (built by the task).
+    ignore_id: padding value of target token ids.
+    """
+
+    def __init__(
+        self,
+        frontend: Optional[AbsFrontend],
+        normalize: Optional[AbsNormalize],
+        encoder: AbsEncoder,
+        projector: AbsProjector,
+        llm: HFCausalLM,
+        languages: Sequence[str],
+        aux_losses: Optional[torch.nn.ModuleDict] = None,
+        aux_loss_weights: Optional[Dict[str, float]] = None,
+        ignore_id: int = -1,
+        extract_feats_in_collect_stats: bool = False,
+    ):
+        super().__init__()
+        if projector.output_size() != llm.hidden_size:
+            raise ValueError(f"projector gives width {projector.output_size()}, LLM expects {llm.hidden_size}")
+        self.frontend = frontend
+        self.normalize = normalize
+        self.encoder = encoder
+        self.projector = projector
+        self.llm = llm
+        self.languages = tuple(languages)
+        self.aux_losses = aux_losses if aux_losses is not None else torch.nn.ModuleDict()
+        self.aux_loss_weights = dict(aux_loss_weights or {})
+        self.ignore_id = ignore_id
+        self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
+        exclude_frozen_pretrained(self)
+
+    # ------------------------------------------------------------------ speech side
+    def encode(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """Waveform (B, S) -> speech embeddings (B, T', H), lengths (B,), projector aux."""
+        feats, feats_lengths = speech, speech_lengths
+        if self.frontend is not None:
+            feats, feats_lengths = self.frontend(speech, speech_lengths)
+        if self.normalize is not None:
+            feats, feats_lengths = self.normalize(feats, feats_lengths)
+        enc, enc_lengths = self.encoder(feats, feats_lengths)[:2]
+        return self.projector(enc, enc_lengths)
+
+    def prefix_embeddings(
+        self,
+        prompt: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        speech_embeds: torch.Tensor,
+        speech_lengths: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded ``[prompt][speech]`` embeddings (B, P, H) and attention mask (B, P)."""
+        batch = prompt.size(0)
+        prompt_embeds = self.llm.embed(prompt.clamp(min=0))  # (B, Lp, H)
+        speech_embeds = speech_embeds.to(prompt_embeds.dtype)
+        lengths = prompt_lengths + speech_lengths
+        width = int(lengths.max())
+        out = prompt_embeds.new_zeros(batch, width, prompt_embeds.size(-1))
+        mask = torch.zeros(batch, width, dtype=torch.long, device=prompt.device)
+        for b in range(batch):
+            n_prompt, n_speech = int(prompt_lengths[b]), int(speech_lengths[b])
+            start = width - n_prompt - n_speech
+            out[b, start : start + n_prompt] = prompt_embeds[b, :n_prompt]
+            out[b, start + n_prompt :] = speech_embeds[b, :n_speech]
+            mask[b, start:] = 1
+        return out, mask
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        prompt: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        lang: Optional[torch.Tensor] = None,
+        lang_lengths: Optional[torch.Tensor] = None,
+        task: Optional[torch.Tensor] = None,
+        task_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        batch = speech.size(0)
+        speech_embeds, speech_embed_lengths, projector_aux = self.encode(speech, speech_lengths)
+        prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
+
+        text = text[:, : int(text_lengths.max())]
+        target_mask = text != self.ignore_id  # (B, L)
+        target_embeds = self.llm.embed(text.masked_fill(~target_mask, 0))
+        inputs = torch.cat([prefix, target_embeds], dim=1)  # (B, P + L, H)
+        mask = torch.cat([prefix_mask, target_mask.long()], dim=1)
+        start = prefix.size(1)
+        positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
+        logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
+
+        token_ce = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
+        )  # (B, L)
+        n_tokens = target_mask.sum()
+        loss_ce = token_ce.sum() / n_tokens
+        acc = ((logits.argmax(-1) == text) & target_mask).sum() / n_tokens
+        stats = {"loss_ce": loss_ce.detach(), "acc": acc.detach(), "ppl": loss_ce.detach().exp()}
+
+        loss = loss_ce
+        if len(self.aux_losses) > 0:
+            inputs_for_aux = AuxLossInputs(
+                projector_aux=projector_aux,
+                lang=None if lang is None else lang[:, 0],
+                languages=self.languages,
+                task=None if task is None else task[:, 0],
+                ce_per_utt=token_ce.sum(1) / target_mask.sum(1).clamp(min=1),
+            )
+            loss = loss + self._aux_loss(inputs_for_aux, batch, stats)
+        stats["loss"] = loss.detach()
+        loss, stats, weight = force_gatherable((loss, stats, batch), loss.device)
+        return loss, stats, weight
+
+    def _aux_loss(self, inputs: AuxLossInputs, batch: int, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted sum of the auxiliary losses; their values and stats go into ``stats``.
+
+        A hook with ``reduces_across_ranks = True`` computes one global value from statistics
+        all-reduced over data-parallel ranks, with gradients only through its local part.
+        ESPnet scales each rank's loss by local/global batch size, which suits per-rank means;
+        such a hook's gradient is scaled back by global/local so the total gradient equals
+        that of one process on the global batch.
+        """
+        total = 0.0
+        grad_scale = _global_over_local(batch)
+        for name, hook in self.aux_losses.items():
+            value, hook_stats = hook(inputs)
+            stats[f"loss_{name}"] = value.detach()
+            stats.update({k: v.detach() if torch.is_tensor(v) else v for k, v in hook_stats.items()})
+            if getattr(hook, "reduces_across_ranks", False) and grad_scale != 1.0:
+                value = scale_gradient(value, grad_scale)
+            total = total + self.aux_loss_weights.get(name, 1.0) * value
+        return total
+
+    def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        return {"feats": speech, "feats_lengths": speech_lengths}
+
+
+def _global_over_local(batch: int) -> float:
+    """Global batch size over this rank's (1.0 without data parallelism)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 1.0
+    if torch.distributed.get_world_size() == 1:
+        return 1.0
+    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    size = torch.tensor([float(batch)], device=device)
+    torch.distributed.all_reduce(size)
+    return float(size.item()) / batch

@@ -1,0 +1,40 @@
+"""Keep frozen pretrained backbones out of checkpoints.
+
+ESPnet's trainer saves ``model.state_dict()`` for every epoch, ``checkpoint.pth`` and the
+averaged model, and loads them back with ``load_state_dict``. A submodule that sets
+``restores_frozen_from_pretrained = True`` (the LLM, a pretrained Whisper encoder) reloads its
+weights from its pretrained source whenever the model is built, so its parameters with
+``requires_grad=False`` are dropped from the state dict and not reported missing on loading.
+What trains (projector, LoRA, unfrozen layers) is always saved.
+"""
+
+from typing import Set
+
+import torch
+
+
+def frozen_pretrained_names(model: torch.nn.Module) -> Set[str]:
+    """Names of the parameters that a rebuilt model restores from pretrained sources."""
+    names = set()
+    for module_name, module in model.named_modules():
+        if not getattr(module, "restores_frozen_from_pretrained", False):
+            continue
+        prefix = f"{module_name}." if module_name else ""
+        names.update(prefix + n for n, p in module.named_parameters() if not p.requires_grad)
+    return names
+
+
+def exclude_frozen_pretrained(model: torch.nn.Module) -> None:
+    """Install the state-dict hooks on ``model`` (call once, on the top-level model)."""
+
+    def drop_frozen(module, state_dict, prefix, local_metadata):
+        for name in frozen_pretrained_names(module):
+            state_dict.pop(prefix + name, None)
+
+    def allow_missing_frozen(module, incompatible_keys):
+        frozen = frozen_pretrained_names(module)
+        missing = [k for k in incompatible_keys.missing_keys if k not in frozen]
+        incompatible_keys.missing_keys[:] = missing
+
+    model.register_state_dict_post_hook(drop_frozen)
+    model.register_load_state_dict_post_hook(allow_missing_frozen)

@@ -1,0 +1,190 @@
+"""The ESPnet task of csst-espnet: registries, data names, preprocessing and model building.
+
+Every component is chosen by config (``--encoder whisper --encoder_conf ...``) from this
+module's own ``ClassChoices``; ESPnet's registries are not touched.
+"""
+
+import argparse
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import yaml
+from typeguard import typechecked
+
+import csst_espnet  # noqa: F401  (quiet NLTK before ESPnet imports)
+from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.frontend.default import DefaultFrontend
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.layers.global_mvn import GlobalMVN
+from espnet2.layers.utterance_mvn import UtteranceMVN
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.get_default_kwargs import get_default_kwargs
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import int_or_none, str2bool, str_or_none
+
+from csst_espnet.encoder.whisper import HFWhisperEncoder
+from csst_espnet.frontend.whisper import WhisperLogMel
+from csst_espnet.llm.hf_causal_lm import HFCausalLM
+from csst_espnet.losses.registry import build_aux_losses
+from csst_espnet.models.espnet_model import ESPnetCSSTModel
+from csst_espnet.projector.abs_projector import AbsProjector
+from csst_espnet.projector.linear import MLPProjector
+from csst_espnet.projector.moe import MoESpeechProjector
+from csst_espnet.text.preprocessor import build_preprocessor
+
+DEFAULT_LANGUAGES = ["zh", "en", "es", "cs"]
+
+frontend_choices = ClassChoices(
+    name="frontend",
+    classes=dict(whisper=WhisperLogMel, default=DefaultFrontend),
+    type_check=AbsFrontend,
+    default="whisper",
+    optional=True,
+)
+normalize_choices = ClassChoices(
+    name="normalize",
+    classes=dict(utterance_mvn=UtteranceMVN, global_mvn=GlobalMVN),
+    type_check=AbsNormalize,
+    default=None,
+    optional=True,
+)
+encoder_choices = ClassChoices(
+    name="encoder",
+    classes=dict(whisper=HFWhisperEncoder, conformer=ConformerEncoder, e_branchformer=EBranchformerEncoder),
+    type_check=AbsEncoder,
+    default="whisper",
+)
+projector_choices = ClassChoices(
+    name="projector",
+    classes=dict(mlp=MLPProjector, moe=MoESpeechProjector),
+    type_check=AbsProjector,
+    default="mlp",
+)
+llm_choices = ClassChoices(
+    name="llm",
+    classes=dict(hf_causal_lm=HFCausalLM),
+    type_check=torch.nn.Module,
+    default="hf_causal_lm",
+)
+
+
+def yaml_value(value: str):
+    """Parse a command-line value as YAML (lists and dicts of options)."""
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+class CSSTTask(AbsTask):
+    num_optimizers: int = 1
+    class_choices_list = [frontend_choices, normalize_choices, encoder_choices, projector_choices, llm_choices]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        group.add_argument(
+            "--input_size", type=int_or_none, default=None, help="Feature size when --frontend none"
+        )
+        group.add_argument(
+            "--languages",
+            type=yaml_value,
+            default=DEFAULT_LANGUAGES,
+            help="Language codes; utt2lang labels must be among them ('cs' = code-switched)",
+        )
+        group.add_argument(
+            "--aux_losses",
+            type=yaml_value,
+            default=[],
+            help="Auxiliary losses, e.g. '[{name: lang, weight: 0.1}, {name: balance, weight: 0.01}]'",
+        )
+        group.add_argument(
+            "--model_conf",
+            action=NestedDictAction,
+            default=get_default_kwargs(ESPnetCSSTModel),
+            help="Keyword arguments of the model class",
+        )
+
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument("--use_preprocessor", type=str2bool, default=True, help="Apply preprocessing")
+        group.add_argument(
+            "--tokenizer",
+            type=str_or_none,
+            default=None,
+            help="Tokenizer path or name (default: llm_conf.model_name_or_path)",
+        )
+        group.add_argument(
+            "--prompt_conf",
+            action=NestedDictAction,
+            default=dict(target_language="en"),
+            help="Prompt template options (target_language, instructions, use_chat_template, system)",
+        )
+        group.add_argument(
+            "--preprocessor_conf",
+            action=NestedDictAction,
+            default=dict(default_task="st", default_lang="cs"),
+            help="Task and language of utterances whose data lack utt2task / utt2lang",
+        )
+
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    @typechecked
+    def build_collate_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Callable[[Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
+        if not args.use_preprocessor:
+            return None
+        tokenizer = args.tokenizer or args.llm_conf.get("model_name_or_path")
+        if tokenizer is None:
+            raise ValueError("set --tokenizer or llm_conf.model_name_or_path")
+        return build_preprocessor(tokenizer, args.languages, args.prompt_conf, **args.preprocessor_conf)
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("speech",) if inference else ("speech", "text")
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("lang", "task", "src_text")
+
+    @classmethod
+    @typechecked
+    def build_model(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+        if args.frontend is not None:
+            frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
+            input_size = frontend.output_size()
+        else:
+            frontend, input_size = None, args.input_size
+            if input_size is None:
+                raise ValueError("--input_size is required with --frontend none")
+        normalize = None
+        if args.normalize is not None:
+            normalize = normalize_choices.get_class(args.normalize)(**args.normalize_conf)
+        encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
+        llm = llm_choices.get_class(args.llm)(**args.llm_conf)
+        projector = projector_choices.get_class(args.projector)(
+            input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
+        )
+        aux_losses, aux_weights = build_aux_losses(args.aux_losses, projector, args.languages)
+        return ESPnetCSSTModel(
+            frontend=frontend,
+            normalize=normalize,
+            encoder=encoder,
+            projector=projector,
+            llm=llm,
+            languages=args.languages,
+            aux_losses=aux_losses,
+            aux_loss_weights=aux_weights,
+            **args.model_conf,
+        )

@@ -1,0 +1,86 @@
+"""Turns one utterance's raw data (ESPnet dataset output) into model inputs.
+
+In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings and
+``src_text``. Out: ``speech`` float32, ``text`` target token ids ending in EOS, ``prompt``
+token ids rendered by :class:`PromptTemplate`, ``lang`` and ``task`` as one-element id arrays.
+"""
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from csst_espnet.text.prompt import TASKS, PromptTemplate
+
+
+class CSSTPreprocessor:
+    """Callable ``(utt_id, data) -> data`` used by ESPnet's dataset.
+
+    Args:
+        template: the prompt template (carries the LLM tokenizer).
+        languages: language codes; a ``lang`` label is stored as its index here.
+        default_task: task used when the data has no ``task`` column.
+        default_lang: language used when the data has no ``lang`` column.
+    """
+
+    def __init__(
+        self,
+        template: PromptTemplate,
+        languages: Sequence[str],
+        default_task: str = "st",
+        default_lang: str = "cs",
+    ):
+        if default_task not in TASKS:
+            raise ValueError(f"default_task '{default_task}' is not one of {TASKS}")
+        if default_lang not in languages:
+            raise ValueError(f"default_lang '{default_lang}' is not in languages {list(languages)}")
+        self.template = template
+        self.languages = tuple(languages)
+        self.default_task = default_task
+        self.default_lang = default_lang
+
+    def __call__(self, uid: str, data: Dict) -> Dict[str, np.ndarray]:
+        lang = self._label(uid, data, "lang", self.default_lang, self.languages)
+        task = self._label(uid, data, "task", self.default_task, TASKS)
+        out = {
+            "prompt": np.asarray(self.template.ids(task, lang), dtype=np.int64),
+            "lang": np.asarray([self.languages.index(lang)], dtype=np.int64),
+            "task": np.asarray([TASKS.index(task)], dtype=np.int64),
+        }
+        if "speech" in data:
+            speech = np.asarray(data["speech"])
+            if speech.ndim != 1:
+                raise ValueError(f"utterance '{uid}': expected mono audio, got shape {speech.shape}")
+            if speech.size == 0:
+                raise ValueError(f"utterance '{uid}': empty audio")
+            out["speech"] = speech.astype(np.float32)
+        if "text" in data:
+            text = data["text"].strip()
+            if not text:
+                raise ValueError(f"utterance '{uid}': empty target text")
+            out["text"] = np.asarray(self.template.target_ids(text), dtype=np.int64)
+        # src_text is kept in data directories for scoring and validation; the model reads
+        # the target only, so it is not passed on.
+        return out
+
+    @staticmethod
+    def _label(uid: str, data: Dict, name: str, default: str, allowed: Sequence[str]) -> str:
+        value = data.get(name)
+        value = default if value is None else str(value).strip()
+        if value not in allowed:
+            raise ValueError(f"utterance '{uid}': {name} label '{value}' is not one of {list(allowed)}")
+        return value
+
+
+def build_preprocessor(
+    tokenizer_path: str,
+    languages: Sequence[str],
+    prompt_conf: Optional[Dict] = None,
+    default_task: str = "st",
+    default_lang: str = "cs",
+) -> CSSTPreprocessor:
+    """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    template = PromptTemplate(tokenizer, **(prompt_conf or {}))
+    return CSSTPreprocessor(template, languages, default_task=default_task, default_lang=default_lang)

@@ -1,0 +1,87 @@
+"""The one place where prompts are rendered, for training and decoding alike.
+
+The LLM input is ``[prompt][speech embeddings][target]``. The prompt is a function of the
+utterance's task (``asr`` or ``st``), its source language and the target language only, so a
+model decodes with exactly the prompt it was trained with.
+"""
+
+from typing import Dict, List, Optional
+
+TASKS = ("asr", "st")
+
+LANGUAGE_NAMES = {
+    "zh": "Mandarin",
+    "en": "English",
+    "es": "Spanish",
+    "cs": "code-switched",
+}
+
+DEFAULT_INSTRUCTIONS = {
+    "asr": "Transcribe the speech.",
+    "st": "Translate the speech into {tgt_lang}.",
+}
+
+
+class PromptTemplate:
+    """Renders the prompt that precedes the speech embeddings.
+
+    Args:
+        tokenizer: the LLM's Hugging Face tokenizer.
+        target_language: code of the translation target (``{tgt_lang}`` in instructions).
+        instructions: task -> instruction text; ``{src_lang}`` and ``{tgt_lang}`` are
+            replaced by language names.
+        use_chat_template: wrap the instruction in the tokenizer's chat template (as a user
+            turn followed by the assistant header); ``None`` = when the tokenizer has one.
+        system: optional system message for chat templates.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        target_language: str = "en",
+        instructions: Optional[Dict[str, str]] = None,
+        use_chat_template: Optional[bool] = None,
+        system: Optional[str] = None,
+    ):
+        self.tokenizer = tokenizer
+        self.target_language = target_language
+        self.instructions = dict(DEFAULT_INSTRUCTIONS, **(instructions or {}))
+        unknown = set(self.instructions) - set(TASKS)
+        if unknown:
+            raise ValueError(f"instructions for unknown task(s) {sorted(unknown)}; tasks are {TASKS}")
+        has_template = getattr(tokenizer, "chat_template", None) is not None
+        if use_chat_template and not has_template:
+            raise ValueError("use_chat_template: true, but the tokenizer has no chat template")
+        self.use_chat_template = has_template if use_chat_template is None else use_chat_template
+        self.system = system
+        self._cache: Dict[tuple, List[int]] = {}
+
+    def text(self, task: str, src_lang: str) -> str:
+        """The prompt as a string, before tokenization."""
+        if task not in self.instructions:
+            raise ValueError(f"unknown task '{task}'; tasks are {TASKS}")
+        instruction = self.instructions[task].format(
+            src_lang=LANGUAGE_NAMES.get(src_lang, src_lang),
+            tgt_lang=LANGUAGE_NAMES.get(self.target_language, self.target_language),
+        )
+        if not self.use_chat_template:
+            bos = self.tokenizer.bos_token or ""
+            return f"{bos}{instruction}\n"
+        messages = [{"role": "user", "content": instruction}]
+        if self.system:
+            messages.insert(0, {"role": "system", "content": self.system})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def ids(self, task: str, src_lang: str) -> List[int]:
+        """Token ids of the prompt (cached per task and language)."""
+        key = (task, src_lang)
+        if key not in self._cache:
+            text = self.text(task, src_lang)
+            self._cache[key] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return list(self._cache[key])
+
+    def target_ids(self, text: str) -> List[int]:
+        """Token ids of a target text, closed by the end-of-sequence token."""
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("the LLM tokenizer has no eos_token; set one when saving the tokenizer")
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
