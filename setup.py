@@ -16,6 +16,8 @@ install_requires = [
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
     "espeakng-loader==0.2.4",
+    "tensorboard==2.21.0",
+    "scipy==1.17.1",
 ]
 
 setup(

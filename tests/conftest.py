@@ -43,7 +43,7 @@ def build_tokenizer(out_dir: Path):
     return hf_tok
 
 
-def build_llm(out_dir: Path, hidden: int = 64, layers: int = 2):
+def build_llm(out_dir: Path, hidden: int = 128, layers: int = 2):
     """A tiny Qwen2 causal LM sharing the tokenizer's vocabulary, saved with save_pretrained."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -63,8 +63,27 @@ def build_llm(out_dir: Path, hidden: int = 64, layers: int = 2):
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
     )
-    Qwen2ForCausalLM(config).save_pretrained(out_dir)
+    model = Qwen2ForCausalLM(config)
+    pretrain_on_sentences(model, tok)
+    model.save_pretrained(out_dir)
     return out_dir
+
+
+def pretrain_on_sentences(model, tok, steps: int = 300):
+    """Make the tiny LM a (tiny) pretrained LM: fit SENTENCES as ``<s> sentence </s>``."""
+    import torch
+
+    batch = tok([f"<s>{s}</s>" for s in SENTENCES], padding=True, return_tensors="pt", add_special_tokens=False)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    assert loss.item() < 0.5, f"tiny LM pretraining did not converge: {loss.item():.3f}"
 
 
 def build_whisper(out_dir: Path, d_model: int = 64, layers: int = 2):

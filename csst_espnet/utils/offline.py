@@ -28,7 +28,7 @@ def quiet_nltk_download() -> None:
         kwargs.setdefault("print_error_to", errors)
         ok = original(*args, **kwargs)
         if errors.getvalue():
-            logging.debug("nltk.download%s (unused by csst-espnet): %s", args, errors.getvalue())
+            logging.getLogger(__name__).debug("nltk.download%s (unused by csst-espnet): %s", args, errors.getvalue())
         return ok
 
     download._csst_quiet = True

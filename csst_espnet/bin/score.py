@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Score ST or ASR hypotheses per CS / monolingual / all subsets.
+
+    python -m csst_espnet.bin.score --hyp exp/.../text --ref data/test_cs/text \\
+        [--ref data/test_cs/text.2 ...] --task st|asr --tgt_lang en|zh \\
+        [--utt2lang data/test_cs/utt2lang] [--src_text data/test_cs/src_text] \\
+        [--allow_missing false] [--out_json FILE]
+
+ST: BLEU and chrF (sacrebleu; tokenizer ``zh`` for Chinese targets, ``13a``
+otherwise; the signatures are printed and stored). ASR: WER (words), CER
+(characters), MER (CJK characters + English words) with the MER split by token
+language, computed after lower-casing and removing punctuation (``--normalize
+false`` to score raw text). Both: English-word recall on code-switch utterances
+(English words of ``src_text`` — by default the ``src_text`` beside the first
+reference for ST, the reference itself for ASR — found in the hypothesis) and the
+off-target-language rate. Hyp and ref files are Kaldi ``utt text`` files; a
+reference utterance without hypothesis is an error unless ``--allow_missing true``.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from csst_espnet.metrics import scoring
+
+
+def str2bool(v: str) -> bool:
+    s = str(v).lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m csst_espnet.bin.score",
+                                description="BLEU/chrF or WER/CER/MER per CS / mono / all subsets.")
+
+    def opt(name, **kw):
+        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        p.add_argument(*names, dest=name, **kw)
+
+    opt("hyp", required=True, help="hypotheses, Kaldi text format")
+    opt("ref", required=True, action="append", help="references (repeat for several)")
+    opt("task", choices=["st", "asr"], required=True)
+    opt("tgt_lang", default=None, help="target language (en, zh...); required for st")
+    opt("utt2lang", default=None, help="utt2lang file giving the cs / mono subsets")
+    opt("src_text", default=None,
+        help="source transcripts for the English-word recall ('none' to disable); "
+             "default for st: src_text beside the first reference")
+    opt("tokenize", default=None, help="override sacrebleu's tokenizer")
+    opt("normalize", type=str2bool, default=True, help="lower-case and strip punctuation for error rates")
+    opt("allow_missing", type=str2bool, default=False, help="count missing hypotheses as empty")
+    opt("out_json", default=None, help="write the result as JSON")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = get_parser().parse_args(argv)
+    try:
+        hyp = scoring.read_kaldi_text(args.hyp)
+        refs = [scoring.read_kaldi_text(r) for r in args.ref]
+        utt2lang = scoring.read_kaldi_text(args.utt2lang) if args.utt2lang else None
+        src_path = args.src_text
+        if src_path is None and args.task == "st":
+            src_path = scoring.default_src_text(args.ref[0])
+        if src_path is not None and src_path.lower() == "none":
+            src_path = None
+        src = scoring.read_kaldi_text(src_path) if src_path else None
+        res = scoring.score(hyp, refs, task=args.task, tgt_lang=args.tgt_lang, utt2lang=utt2lang,
+                            src_text=src, allow_missing=args.allow_missing, tokenize=args.tokenize,
+                            normalize=args.normalize)
+    except (scoring.ScoringError, FileNotFoundError) as e:
+        print(f"score: {e}", file=sys.stderr)
+        return 1
+    res.update(hyp=args.hyp, refs=args.ref, utt2lang=args.utt2lang, src_text=src_path)
+    if res["missing_hyps"]:
+        logging.warning("%d utterances have no hypothesis; counted as empty", len(res["missing_hyps"]))
+    if res["extra_hyps"]:
+        logging.warning("%d hypotheses have no reference; ignored", res["extra_hyps"])
+    for name, sig in res.get("signatures", {}).items():
+        print(f"{name} signature: {sig}")
+    print(scoring.format_table(res))
+    if args.out_json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out_json)), exist_ok=True)
+        with open(args.out_json, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=1, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Kaldi-style data directory tools: validate, drop_invalid, fix, combine, subset, split."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from csst_espnet.bin import data_dir as cli
+from csst_espnet.data import kaldi_dir as kd
+
+
+def _wav(path, seconds, fs=16000):
+    t = np.arange(int(seconds * fs)) / fs
+    soundfile.write(path, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), fs, subtype="PCM_16")
+
+
+def make_dir(root, name="d", spk_utts=None, durs=None):
+    """A valid data dir: speakers A and B, 3 and 2 utterances, 1 s of audio each."""
+    spk_utts = spk_utts or {"spkA": ["spkA-u1", "spkA-u2", "spkA-u3"], "spkB": ["spkB-u1", "spkB-u2"]}
+    d = os.path.join(str(root), name)
+    wavs = os.path.join(str(root), name + "_wav")
+    os.makedirs(wavs, exist_ok=True)
+    dd = kd.DataDir()
+    for n in ("wav.scp", "utt2spk", "text", "src_text", "utt2lang", "utt2task", "utt2dur"):
+        dd.utt[n] = {}
+    for spk, utts in spk_utts.items():
+        for i, u in enumerate(utts):
+            dur = (durs or {}).get(u, 1.0)
+            p = os.path.join(wavs, f"{u}.wav")
+            _wav(p, dur)
+            dd.utt["wav.scp"][u] = p
+            dd.utt["utt2spk"][u] = spk
+            dd.utt["text"][u] = f"sentence {u}"
+            dd.utt["src_text"][u] = f"句子 {u}"
+            dd.utt["utt2lang"][u] = "cs" if i % 2 else "zh"
+            dd.utt["utt2task"][u] = "st"
+            dd.utt["utt2dur"][u] = f"{dur}"
+    dd.write(d)
+    return d
+
+
+def lines(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def set_line(path, utt, new_line):
+    out = [new_line if (l.split() or [""])[0] == utt else l for l in lines(path)]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def kinds_for(res, utt):
+    return {i.kind for i in res.issues if i.utt == utt}
+
+
+def test_valid_dir_passes(tmp_path):
+    d = make_dir(tmp_path)
+    res = kd.validate(d, min_dur=0.5, max_dur=2.0, languages=["zh", "en", "cs"], fs=16000, progress=False)
+    assert res.ok, res.report()
+    assert res.num_utts == 5
+    assert cli.main(["validate", d]) == 0
+    # spk2utt is derived and sorted
+    assert lines(os.path.join(d, "spk2utt")) == ["spkA spkA-u1 spkA-u2 spkA-u3", "spkB spkB-u1 spkB-u2"]
+
+
+def test_validate_catches_each_defect_and_names_utterance(tmp_path, capsys):
+    d = make_dir(tmp_path, spk_utts={"spkA": [f"spkA-u{i}" for i in range(1, 8)],
+                                     "spkB": ["spkB-u1", "spkB-u2", "spkB-u3"]},
+                 durs={"spkA-u6": 0.2, "spkA-u7": 3.0})
+    wav = kd.read_table(os.path.join(d, "wav.scp"))
+    os.remove(wav["spkA-u1"])                                    # missing audio
+    with open(wav["spkA-u2"], "w") as f:                         # unreadable audio
+        f.write("not a wav file")
+    set_line(os.path.join(d, "text"), "spkA-u3", "spkA-u3")      # empty text
+    set_line(os.path.join(d, "utt2lang"), "spkA-u4", "spkA-u4 fr")  # unknown language
+    set_line(os.path.join(d, "utt2task"), "spkA-u5", "spkA-u5 tts")  # unknown task
+    # spkA-u6 too short, spkA-u7 too long (from utt2dur and audio)
+    set_line(os.path.join(d, "utt2lang"), "spkB-u1", "")         # missing from one file
+    with open(os.path.join(d, "src_text"), "a", encoding="utf-8") as f:
+        f.write("spkA-u0 多余\n")                                # unsorted + only in one file
+    with open(os.path.join(d, "text"), "a", encoding="utf-8") as f:
+        f.write("spkB-u2 another value\n")                       # duplicate id
+    set_line(os.path.join(d, "utt2spk"), "spkB-u3", "spkB-u3 spkA")  # speaker prefix wrong
+
+    res = kd.validate(d, min_dur=0.5, max_dur=2.0, languages=["zh", "en", "cs"], progress=False)
+    assert not res.ok
+    assert "missing_audio" in kinds_for(res, "spkA-u1")
+    assert "unreadable_audio" in kinds_for(res, "spkA-u2")
+    assert "empty_text" in kinds_for(res, "spkA-u3")
+    assert "unknown_language" in kinds_for(res, "spkA-u4")
+    assert "unknown_task" in kinds_for(res, "spkA-u5")
+    assert "too_short" in kinds_for(res, "spkA-u6")
+    assert "too_long" in kinds_for(res, "spkA-u7")
+    assert "missing_id" in kinds_for(res, "spkB-u1")
+    assert "missing_id" in kinds_for(res, "spkA-u0")
+    assert any(i.kind == "unsorted" and i.file == "src_text" for i in res.issues)
+    assert "duplicate_id" in kinds_for(res, "spkB-u2")
+    assert "speaker_prefix" in kinds_for(res, "spkB-u3")
+    report = res.report()
+    # the report names file, line and utterance
+    assert os.path.join(d, "text") + ":3: utt spkA-u3: empty_text" in report
+    assert os.path.join(d, "utt2lang") + ":4: utt spkA-u4: unknown_language" in report
+
+    rep = tmp_path / "report.txt"
+    assert cli.main(["validate", d, "--min_dur", "0.5", "--max-dur", "2.0",
+                     "--languages", "zh,en,cs", "--report", str(rep)]) == 1
+    err = capsys.readouterr().err
+    assert "spkA-u1" in err and "missing_audio" in err
+    assert "unknown_language" in rep.read_text()
+
+
+def test_drop_invalid_writes_dropped_and_leaves_valid_dir(tmp_path):
+    d = make_dir(tmp_path)
+    before = {n: lines(os.path.join(d, n)) for n in ("text", "wav.scp", "utt2lang")}
+    set_line(os.path.join(d, "text"), "spkA-u2", "spkA-u2")          # empty text
+    set_line(os.path.join(d, "utt2lang"), "spkB-u1", "spkB-u1 xx")   # bad language
+    os.remove(kd.read_table(os.path.join(d, "wav.scp"))["spkB-u2"])  # missing audio
+    rc = cli.main(["validate", d, "--languages", "zh,en,cs", "--drop_invalid", "true"])
+    assert rc == 0
+    dropped = dict(l.split("\t", 1) for l in lines(os.path.join(d, "dropped.txt")))
+    assert set(dropped) == {"spkA-u2", "spkB-u1", "spkB-u2"}
+    assert "empty_text" in dropped["spkA-u2"] and "unknown_language" in dropped["spkB-u1"]
+    assert "missing_audio" in dropped["spkB-u2"]
+    assert kd.validate(d, languages=["zh", "en", "cs"], progress=False).ok
+    # nothing else lost: the remaining utterances keep their exact lines
+    for n, old in before.items():
+        kept = [l for l in old if l.split()[0] in {"spkA-u1", "spkA-u3"}]
+        assert lines(os.path.join(d, n)) == kept
+    assert lines(os.path.join(d, "spk2utt")) == ["spkA spkA-u1 spkA-u3"]
+
+
+def test_fix_sorts_rebuilds_and_restricts(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    t = os.path.join(d, "text")
+    with open(t, "w", encoding="utf-8") as f:   # unsorted, with a duplicate line and an extra id
+        f.write("spkB-u2 b2\nspkA-u1 a1\nspkA-u1 a1\nspkA-u2 a2\nspkA-u3 a3\nspkB-u1 b1\nspkC-u9 orphan\n")
+    set_line(os.path.join(d, "utt2lang"), "spkA-u3", "")   # spkA-u3 lacks a language
+    with open(os.path.join(d, "spk2utt"), "w") as f:
+        f.write("stale line\n")
+    assert cli.main(["fix", d]) == 0
+    out = capsys.readouterr().out
+    assert "spkC-u9" in out and "spkA-u3" in out
+    assert lines(t) == ["spkA-u1 a1", "spkA-u2 a2", "spkB-u1 b1", "spkB-u2 b2"]
+    assert lines(os.path.join(d, "spk2utt")) == ["spkA spkA-u1 spkA-u2", "spkB spkB-u1 spkB-u2"]
+    assert kd.validate(d, progress=False).ok
+
+
+def test_combine_and_duplicates(tmp_path, capsys):
+    a = make_dir(tmp_path, "a")
+    b = make_dir(tmp_path, "b", spk_utts={"spkC": ["spkC-u1", "spkC-u2"]})
+    out = str(tmp_path / "ab")
+    assert cli.main(["combine", out, a, b]) == 0
+    assert len(kd.DataDir.read(out)) == 7
+    assert kd.validate(out, progress=False).ok
+    assert lines(os.path.join(out, "spk2utt"))[-1] == "spkC spkC-u1 spkC-u2"
+    # a file missing in one input is left out rather than made inconsistent
+    os.remove(os.path.join(b, "src_text"))
+    assert cli.main(["combine", out, a, b]) == 0
+    assert not os.path.exists(os.path.join(out, "src_text"))
+    # duplicate ids are an error naming the utterance
+    c = make_dir(tmp_path, "c", spk_utts={"spkA": ["spkA-u2"]})
+    assert cli.main(["combine", str(tmp_path / "ac"), a, c]) == 1
+    assert "spkA-u2" in capsys.readouterr().err
+
+
+def test_subset(tmp_path):
+    d = make_dir(tmp_path)
+    ids = kd.DataDir.read(d).utt_ids()
+    o1 = str(tmp_path / "first")
+    assert cli.main(["subset", d, o1, "--first", "2"]) == 0
+    assert kd.DataDir.read(o1).utt_ids() == ids[:2]
+    assert lines(os.path.join(o1, "spk2utt")) == ["spkA spkA-u1 spkA-u2"]
+    o2 = str(tmp_path / "n")
+    assert cli.main(["subset", d, o2, "--n", "3"]) == 0
+    got = kd.DataDir.read(o2).utt_ids()
+    assert len(got) == 3 and len({u.split("-")[0] for u in got}) == 2   # spread over speakers
+    lst = tmp_path / "list"
+    lst.write_text("spkB-u2\nspkA-u3\n")
+    o3 = str(tmp_path / "list_out")
+    assert cli.main(["subset", d, o3, "--utt_list", str(lst)]) == 0
+    assert kd.DataDir.read(o3).utt_ids() == ["spkA-u3", "spkB-u2"]
+    for o in (o1, o2, o3):
+        assert kd.validate(o, progress=False).ok
+    assert cli.main(["subset", d, str(tmp_path / "big"), "--n", "99"]) == 1
+
+
+def test_split_keeps_speakers_together(tmp_path):
+    spk_utts = {f"s{k}": [f"s{k}-u{i}" for i in range(n)] for k, n in enumerate([5, 3, 3, 2, 1, 1])}
+    d = make_dir(tmp_path, spk_utts=spk_utts)
+    assert cli.main(["split", d, "3"]) == 0
+    parts = [kd.DataDir.read(os.path.join(d, "split3", str(j))) for j in (1, 2, 3)]
+    all_ids = [u for p in parts for u in p.utt_ids()]
+    assert sorted(all_ids) == kd.DataDir.read(d).utt_ids()          # complete and disjoint
+    owner = {}
+    for j, p in enumerate(parts):
+        assert len(p) > 0 and kd.validate(os.path.join(d, "split3", str(j + 1)), progress=False).ok
+        for s in p.speakers():
+            assert s not in owner
+            owner[s] = j
+    assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+    # fewer speakers than parts: split by utterance
+    d2 = make_dir(tmp_path, "few", spk_utts={"x": ["x-1", "x-2", "x-3", "x-4"]})
+    dirs, together = kd.write_split(d2, 2)
+    assert not together and [len(kd.DataDir.read(p)) for p in dirs] == [2, 2]
+    with pytest.raises(ValueError):
+        kd.write_split(d2, 5)
+
+
+def test_utt2dur_and_segments(tmp_path):
+    d = make_dir(tmp_path, durs={"spkA-u1": 0.5, "spkA-u2": 1.25})
+    os.remove(os.path.join(d, "utt2dur"))
+    assert cli.main(["utt2dur", d]) == 0
+    durs = kd.read_table(os.path.join(d, "utt2dur"))
+    assert float(durs["spkA-u1"]) == pytest.approx(0.5) and float(durs["spkA-u2"]) == pytest.approx(1.25)
+    # segments: wav.scp becomes per recording, and a segment past the audio end is caught
+    seg = os.path.join(d, "segments")
+    wav = kd.read_table(os.path.join(d, "wav.scp"))
+    kd.write_table(os.path.join(d, "wav.scp"), {"rec1": wav["spkA-u3"]})
+    kd.write_table(seg, {u: f"rec1 0.0 {0.2 + 0.1 * i:.1f}" for i, u in enumerate(sorted(wav))})
+    os.remove(os.path.join(d, "utt2dur"))
+    res = kd.validate(d, progress=False)
+    assert res.ok, res.report()
+    kd.write_table(seg, {**kd.read_table(seg), "spkB-u2": "rec1 0.5 1.5"})
+    res = kd.validate(d, progress=False)
+    assert kinds_for(res, "spkB-u2") == {"segment_out_of_range"}
+    assert kd.compute_utt2dur(kd.DataDir.read(d))["spkB-u2"] == "1"
+
+
+def test_module_entry_point(tmp_path):
+    d = make_dir(tmp_path)
+    set_line(os.path.join(d, "text"), "spkA-u2", "spkA-u2")
+    r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.data_dir", "validate", d],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "spkA-u2" in r.stderr and "empty_text" in r.stderr

@@ -1,0 +1,173 @@
+"""The synthetic mini_cs corpus: eSpeak NG synthesis, determinism, set structure, held-out voices."""
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+import soundfile
+
+from csst_espnet.data import espeak
+from csst_espnet.data import kaldi_dir as kd
+from csst_espnet.data import mini_cs
+from csst_espnet.data.mini_cs_text import TEMPLATES, all_sentences, has_cjk, join_segments
+
+pytestmark = pytest.mark.skipif(not espeak.is_available(), reason="espeakng-loader not installed")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_SH = os.path.join(REPO, "egs2", "mini_cs", "st1", "local", "data.sh")
+
+
+def _texts(data):
+    """Every text file of every set (and the LM text), as bytes."""
+    out = {}
+    for root, _, files in os.walk(data):
+        for f in files:
+            if f == "mini_cs_stats.json" or f == "wav.scp":
+                continue
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, data)] = fh.read()
+    return out
+
+
+def _audio_md5(data):
+    out = {}
+    for s in mini_cs.SET_NAMES:
+        for u, p in kd.read_table(os.path.join(data, s, "wav.scp")).items():
+            with open(p, "rb") as fh:
+                out[u] = hashlib.md5(fh.read()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The tiny corpus made twice with the same seed (once through local/data.sh, nj=1)
+    and once with another seed."""
+    root = tmp_path_factory.mktemp("mini_cs")
+    a = os.path.join(root, "a", "data")
+    mini_cs.generate(a, seed=11, preset="tiny", nj=2, progress=False)
+    env = dict(os.environ, PYTHON=sys.executable)
+    r = subprocess.run(["bash", DATA_SH, "--preset", "tiny", "--seed", "11", "--nj", "1",
+                        "--out", "data", "--wav-dir", "wav"],
+                       cwd=os.path.join(root), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    b = os.path.join(root, "data")
+    c = os.path.join(root, "c", "data")
+    mini_cs.generate(c, seed=12, preset="tiny", nj=2, progress=False)
+    return a, b, c
+
+
+def test_same_seed_same_corpus(corpus):
+    a, b, c = corpus
+    ta, tb = _texts(a), _texts(b)
+    assert ta.keys() == tb.keys() and ta == tb
+    ma, mb = _audio_md5(a), _audio_md5(b)
+    assert ma == mb and len(ma) == sum(mini_cs.PRESETS["tiny"][s] for s in mini_cs.SET_NAMES)
+    # another seed gives another corpus
+    assert _texts(c)["test_cs/text"] != ta["test_cs/text"]
+    assert set(_audio_md5(c).values()) != set(ma.values())
+
+
+def test_sets_files_sorted_and_valid(corpus):
+    a = corpus[0]
+    for s in mini_cs.SET_NAMES:
+        d = os.path.join(a, s)
+        res = kd.validate(d, languages=["zh", "en", "cs"], fs=16000, min_dur=0.8, max_dur=6.0, progress=False)
+        assert res.ok, res.report()
+        assert len(kd.DataDir.read(d)) == mini_cs.PRESETS["tiny"][s]
+        for n in ("text", "src_text", "utt2lang", "utt2task", "utt2dur", "utt2spk", "spk2utt", "wav.scp"):
+            with open(os.path.join(d, n), "rb") as f:
+                keys = [l.split(b" ")[0] for l in f.read().splitlines()]
+            assert keys == sorted(keys) and len(keys) == len(set(keys)), (s, n)
+        for u, p in kd.read_table(os.path.join(d, "wav.scp")).items():
+            info = soundfile.info(p)
+            assert info.samplerate == 16000 and info.subtype == "PCM_16" and info.channels == 1
+    assert set(os.listdir(os.path.join(a, "lm_text"))) == {"zh.txt", "en.txt", "zh2en.tsv"}
+
+
+def test_languages_tasks_and_texts(corpus):
+    a = corpus[0]
+
+    def tab(s, n):
+        return kd.read_table(os.path.join(a, s, n))
+
+    expect = {"train_asr_zh": ({"zh"}, "asr"), "train_asr_en": ({"en"}, "asr"),
+              "train_st_zh": ({"zh"}, "st"), "train_cs": ({"cs"}, "st"),
+              "dev": ({"zh", "cs"}, "st"), "test_cs": ({"cs"}, "st"), "test_mono": ({"zh"}, "st")}
+    for s, (langs, task) in expect.items():
+        assert set(tab(s, "utt2lang").values()) == langs, s
+        assert set(tab(s, "utt2task").values()) == {task}, s
+        text, src = tab(s, "text"), tab(s, "src_text")
+        for u in text:
+            if task == "asr":
+                assert text[u] == src[u]
+            else:
+                assert not has_cjk(text[u])          # English translation
+            if "en" in langs:
+                assert not has_cjk(src[u])
+    for s in ("train_cs", "test_cs"):
+        for u, src in tab(s, "src_text").items():
+            assert has_cjk(src) and any(c.isascii() and c.isalpha() for c in src), src
+    lang = tab("dev", "utt2lang")
+    for u, src in tab("dev", "src_text").items():
+        assert (lang[u] == "cs") == any(c.isascii() and c.isalpha() for c in src)
+    for s in mini_cs.TEST_SETS:   # a second reference for the test sets
+        assert tab(s, "text.2").keys() == tab(s, "text").keys()
+
+
+def test_test_voices_and_sentences_held_out(corpus):
+    a = corpus[0]
+
+    def variants(s):
+        return {v.split()[0].split(",")[0].split("+")[1] for v in kd.read_table(os.path.join(a, s, "utt2voice")).values()}
+
+    train = set().union(*(variants(s) for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev")))
+    test = variants("test_cs") | variants("test_mono")
+    assert test and not (train & test)
+    assert test <= set(mini_cs.TEST_VARIANTS) and train <= set(mini_cs.TRAIN_VARIANTS)
+    spk_train = set().union(*(set(kd.read_table(os.path.join(a, s, "utt2spk")).values())
+                              for s in ("train_asr_zh", "train_cs", "dev")))
+    spk_test = set(kd.read_table(os.path.join(a, "test_cs", "utt2spk")).values())
+    assert not (spk_train & spk_test)
+
+    # dev/test sentences never appear in training data or LM text
+    held = set()
+    for s in ("dev", "test_cs", "test_mono"):
+        held |= set(kd.read_table(os.path.join(a, s, "text")).values())
+    seen = set()
+    for s in ("train_asr_en", "train_st_zh", "train_cs"):
+        seen |= set(kd.read_table(os.path.join(a, s, "text")).values())
+    with open(os.path.join(a, "lm_text", "en.txt"), encoding="utf-8") as f:
+        seen |= set(f.read().splitlines())
+    with open(os.path.join(a, "lm_text", "zh2en.tsv"), encoding="utf-8") as f:
+        seen |= {l.split("\t")[1] for l in f.read().splitlines()}
+    assert held and not (held & seen)
+
+
+def test_generator_translations_and_code_switching():
+    sents = all_sentences()
+    assert len(sents) > 2000
+    rng = random.Random(0)
+    for s in sents[::97]:
+        assert has_cjk(s.zh) and not has_cjk(s.en) and not has_cjk(s.en_alt)
+        if s.can_switch:
+            segs = s.cs_segments(rng)
+            langs = [l for _, l in segs]
+            assert "zh" in langs and "en" in langs
+            assert all(a != b for a, b in zip(langs, langs[1:]))   # runs alternate
+            cs = join_segments(segs)
+            assert has_cjk(cs) and "  " not in cs
+    # every template keeps Mandarin words outside its slots, so CS always has both scripts
+    for zh, _, _ in TEMPLATES:
+        assert has_cjk("".join(p for p in zh.replace("}", "{").split("{")[::2]))
+
+
+def test_isolated_synthesis_is_reproducible():
+    a = espeak.synthesize("我们用梯度下降来训练", "cmn+m3", rate=190, pitch=40, seed=5)
+    b = espeak.synthesize("我们用梯度下降来训练", "cmn+m3", rate=190, pitch=40, seed=5)
+    assert a.dtype.name == "int16" and len(a) > 0.5 * espeak.ENGINE_SAMPLE_RATE
+    assert a.tobytes() == b.tobytes()
+    assert espeak.text_to_phonemes(["gradient"], "en-us")[0]

@@ -1,0 +1,130 @@
+"""Prompt, preprocessing, model assembly and components, checked against reference computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SENTENCES, synth_utterance
+
+
+def _build(tiny_llm, tiny_whisper, **llm_kwargs):
+    from csst_espnet.encoder.whisper import HFWhisperEncoder
+    from csst_espnet.frontend.whisper import WhisperLogMel
+    from csst_espnet.llm.hf_causal_lm import HFCausalLM
+    from csst_espnet.models.espnet_model import ESPnetCSSTModel
+    from csst_espnet.projector.linear import MLPProjector
+    from csst_espnet.text.preprocessor import build_preprocessor
+
+    torch.manual_seed(0)
+    encoder = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper))
+    llm = HFCausalLM(str(tiny_llm), **llm_kwargs)
+    projector = MLPProjector(encoder.output_size(), llm.hidden_size, downsample_rate=2, hidden_size=32)
+    model = ESPnetCSSTModel(WhisperLogMel(), None, encoder, projector, llm, ["zh", "en", "es", "cs"]).eval()
+    return model, build_preprocessor(str(tiny_llm), ["zh", "en", "es", "cs"])
+
+
+def _collate(pre, n):
+    from espnet2.train.collate_fn import CommonCollateFn
+
+    items = [
+        (f"u{i}", pre(f"u{i}", {"speech": synth_utterance(i, 0.3 + 0.15 * i), "text": SENTENCES[i], "lang": "en"}))
+        for i in range(n)
+    ]
+    return CommonCollateFn(0.0, -1)(items)[1]
+
+
+def test_loss_counts_only_target_tokens(tiny_llm, tiny_whisper):
+    """Model CE equals HF's own causal-LM loss with labels -100 over prompt and speech."""
+    model, pre = _build(tiny_llm, tiny_whisper)
+    batch = _collate(pre, 3)
+    with torch.no_grad():
+        _, stats, _ = model(**batch)
+        embeds, lens, _ = model.encode(batch["speech"], batch["speech_lengths"])
+        total, count = 0.0, 0
+        for b in range(3):
+            p, s, t = int(batch["prompt_lengths"][b]), int(lens[b]), int(batch["text_lengths"][b])
+            ids = batch["text"][b, :t]
+            seq = torch.cat([model.llm.embed(batch["prompt"][b, :p]), embeds[b, :s], model.llm.embed(ids)])
+            labels = torch.cat([torch.full((p + s,), -100), ids])
+            out = model.llm.model(inputs_embeds=seq[None], labels=labels[None])
+            total, count = total + out.loss.item() * t, count + t
+    assert stats["loss_ce"].item() == pytest.approx(total / count, rel=1e-5)
+
+
+def test_prompt_identical_in_training_and_decoding(tiny_llm, tiny_whisper):
+    from csst_espnet.tasks.csst import CSSTTask
+
+    args = CSSTTask.get_parser().parse_args(["--llm_conf", f"model_name_or_path={tiny_llm}"])
+    train_pre = CSSTTask.build_preprocess_fn(args, train=True)
+    decode_pre = CSSTTask.build_preprocess_fn(args, train=False)
+    wav = synth_utterance(0)
+    for lang, task in [("zh", "asr"), ("cs", "st"), ("en", "st")]:
+        a = train_pre("u", {"speech": wav, "text": "hello", "lang": lang, "task": task})
+        b = decode_pre("u", {"speech": wav, "lang": lang, "task": task})
+        assert a["prompt"].tolist() == b["prompt"].tolist()
+    text = train_pre.template.text("st", "cs")
+    assert "Translate the speech into English." in text
+    assert train_pre.template.text("asr", "zh") != text
+
+
+def test_chat_template_wraps_instruction(tiny_llm):
+    from transformers import AutoTokenizer
+
+    from csst_espnet.text.prompt import PromptTemplate
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm)
+    with pytest.raises(ValueError, match="no chat template"):
+        PromptTemplate(tok, use_chat_template=True)
+    tok.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    template = PromptTemplate(tok, system="Be brief.")
+    assert template.text("st", "zh") == "<|system|>Be brief.\n<|user|>Translate the speech into English.\n<|assistant|>"
+
+
+def test_preprocessor_errors_name_the_utterance(tiny_llm):
+    from csst_espnet.text.preprocessor import build_preprocessor
+
+    pre = build_preprocessor(str(tiny_llm), ["zh", "en", "cs"])
+    wav = synth_utterance(1)
+    with pytest.raises(ValueError, match="utterance 'spk1-bad'.*lang label 'fr'"):
+        pre("spk1-bad", {"speech": wav, "text": "x", "lang": "fr"})
+    with pytest.raises(ValueError, match="utterance 'spk1-empty'.*empty target text"):
+        pre("spk1-empty", {"speech": wav, "text": "  ", "lang": "zh"})
+    with pytest.raises(ValueError, match="utterance 'spk1-t'.*task label 'mt'"):
+        pre("spk1-t", {"speech": wav, "text": "x", "task": "mt"})
+
+
+def test_bf16_backbone_survives_espnet_dtype_cast(tiny_llm):
+    from csst_espnet.llm.hf_causal_lm import HFCausalLM
+
+    llm = HFCausalLM(str(tiny_llm), dtype="bfloat16", lora={"r": 4})
+    llm.to(dtype=torch.float32)  # what ESPnet does with --train_dtype float32
+    dtypes = {n: p.dtype for n, p in llm.named_parameters()}
+    assert all(d == torch.bfloat16 for n, d in dtypes.items() if "lora_" not in n)
+    assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n)
+    mask = torch.ones(1, 5, dtype=torch.long)
+    logits = llm(llm.embed(torch.tensor([[1, 5, 6, 7, 8]])), mask)
+    assert logits.shape[:2] == (1, 5) and torch.isfinite(logits.float()).all()
+
+
+@pytest.mark.parametrize("pad_to_30s", [False, True])
+def test_frontend_and_whisper_encoder_batch_equals_single(tiny_whisper, pad_to_30s):
+    from csst_espnet.encoder.whisper import HFWhisperEncoder
+    from csst_espnet.frontend.whisper import WhisperLogMel
+
+    frontend = WhisperLogMel()
+    encoder = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), pad_to_30s=pad_to_30s).eval()
+    wavs = [torch.from_numpy(synth_utterance(i, s)) for i, s in enumerate([0.31, 0.77])]
+    lengths = torch.tensor([len(w) for w in wavs])
+    padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    with torch.no_grad():
+        feats, feat_lens = frontend(padded, lengths)
+        enc, enc_lens, _ = encoder(feats, feat_lens)
+        for b, wav in enumerate(wavs):
+            f1, l1 = frontend(wav[None], lengths[b : b + 1])
+            assert torch.allclose(feats[b, : l1[0]], f1[0], atol=1e-5)
+            e1, el1, _ = encoder(f1, l1)
+            assert enc_lens[b] == el1[0]
+            assert torch.allclose(enc[b, : el1[0]], e1[0, : el1[0]], atol=1e-4)

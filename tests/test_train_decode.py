@@ -1,0 +1,109 @@
+"""End to end through ESPnet's trainer: overfit, checkpoints without the frozen LLM, decoding."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SENTENCES
+from train_utils import epoch_stats, run_module, tiny_config, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_llm, tiny_whisper, tiny_data):
+    """Train the tiny model on six utterances until it memorises them."""
+    exp = tmp_path_factory.mktemp("exp") / "st"
+    log = train(tiny_config(tiny_llm, tiny_whisper, tiny_data), exp)
+    return exp, log
+
+
+def test_overfits_handful_of_utterances(trained):
+    exp, log = trained
+    valid = epoch_stats(log, "valid")
+    assert len(valid) == 3, log[-2000:]
+    # CE on the memorised targets falls below 0.15 (the untrained model is far above: see
+    # test_checkpoint_excludes_frozen_llm_and_reloads) and every target token is predicted.
+    assert valid[-1]["loss_ce"] < 0.15, valid
+    assert valid[-1]["acc"] > 0.99, valid
+    assert valid[0]["loss_ce"] > valid[-1]["loss_ce"]
+
+
+def test_greedy_decoding_reproduces_targets(trained, tiny_data, tmp_path):
+    exp, _ = trained
+    out = tmp_path / "decode"
+    run_module(
+        "csst_espnet.bin.csst_inference",
+        [
+            "--st_train_config", str(exp / "config.yaml"),
+            "--st_model_file", str(exp / "valid.acc.ave.pth"),
+            "--output_dir", str(out),
+            "--data_path_and_name_and_type", f"{tiny_data}/wav.scp,speech,sound",
+            "--data_path_and_name_and_type", f"{tiny_data}/utt2lang,lang,text",
+            "--data_path_and_name_and_type", f"{tiny_data}/utt2task,task,text",
+            "--batch_size", "4",
+        ],
+    )
+    refs = dict(line.split(" ", 1) for line in (tiny_data / "text").read_text().splitlines())
+    hyps = dict(line.split(" ", 1) if " " in line else (line, "") for line in
+                (out / "1best_recog" / "text").read_text().splitlines())
+    assert hyps == refs
+    for name in ("token", "token_int", "score"):
+        assert len((out / "1best_recog" / name).read_text().splitlines()) == len(refs)
+
+
+def test_checkpoint_excludes_frozen_llm_and_reloads(trained, tiny_llm, tiny_data):
+    from csst_espnet.tasks.csst import CSSTTask
+
+    exp, _ = trained
+    llm_bytes = (Path(tiny_llm) / "model.safetensors").stat().st_size
+    for name in ("3epoch.pth", "valid.acc.ave.pth"):
+        assert (exp / name).stat().st_size < llm_bytes / 4, (name, llm_bytes)
+    # checkpoint.pth also holds Adam's two moments of every trained parameter
+    assert (exp / "checkpoint.pth").stat().st_size < llm_bytes / 2
+    saved = torch.load(exp / "3epoch.pth", map_location="cpu")
+    assert not any(k.endswith("embed_tokens.weight") or ".lm_head." in k for k in saved)
+    assert any("lora_A" in k for k in saved) and any(k.startswith("projector.") for k in saved)
+
+    model, args = CSSTTask.build_model_from_file(exp / "config.yaml", exp / "3epoch.pth")
+    fresh, _ = CSSTTask.build_model_from_file(exp / "config.yaml")
+    resumed, _ = CSSTTask.build_model_from_file(exp / "config.yaml")
+    state = torch.load(exp / "checkpoint.pth", map_location="cpu", weights_only=False)["model"]
+    resumed.load_state_dict(state, strict=True)  # as ESPnet's --resume does
+
+    batch = _batch(args, tiny_data)
+    losses = [m.eval()(**batch)[0].item() for m in (model, resumed, fresh)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    assert losses[0] < 0.15 and losses[2] > 1.0, losses
+
+
+def test_batched_decoding_equals_one_by_one(trained, tiny_data):
+    from csst_espnet.inference.speech2text import Speech2Text
+
+    exp, _ = trained
+    s2t = Speech2Text.from_exp_dir(exp)
+    wavs = sorted((tiny_data / "wav").glob("*.wav"))
+    batched = [h.text for h in s2t.batch([str(w) for w in wavs])]
+    single = [s2t(str(w))[0].text for w in wavs]
+    assert batched == single
+    assert sorted(batched) == sorted(SENTENCES[:6])
+
+    # Beam search may legitimately prefer another hypothesis than greedy; batching must not matter.
+    beam = Speech2Text.from_exp_dir(exp, beam_size=3)
+    assert [h.text for h in beam.batch([str(w) for w in wavs])] == [beam(str(w))[0].text for w in wavs]
+
+
+def _batch(args, data_dir: Path):
+    """Collated training batch of the whole data dir, built by the task's own preprocessing."""
+    import soundfile
+
+    from csst_espnet.tasks.csst import CSSTTask
+
+    pre = CSSTTask.build_preprocess_fn(args, train=True)
+    lines = lambda name: dict(l.split(" ", 1) for l in (data_dir / name).read_text().splitlines())
+    wavs, texts, langs = lines("wav.scp"), lines("text"), lines("utt2lang")
+    items = [
+        (u, pre(u, {"speech": soundfile.read(wavs[u], dtype="float32")[0], "text": texts[u], "lang": langs[u]}))
+        for u in sorted(wavs)
+    ]
+    return CSSTTask.build_collate_fn(args, train=True)(items)[1]
