@@ -24,13 +24,13 @@ def _build(tiny_llm, tiny_whisper, **llm_kwargs):
 
 
 def _collate(pre, n):
-    from espnet2.train.collate_fn import CommonCollateFn
+    from csst_espnet.data.collate import PadCollate
 
     items = [
         (f"u{i}", pre(f"u{i}", {"speech": synth_utterance(i, 0.3 + 0.15 * i), "text": SENTENCES[i], "lang": "en"}))
         for i in range(n)
     ]
-    return CommonCollateFn(0.0, -1)(items)[1]
+    return PadCollate()(items)[1]
 
 
 def test_loss_counts_only_target_tokens(tiny_llm, tiny_whisper):

@@ -32,6 +32,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
     frontend, normalize, encoder, projector, llm: the components (frontend/normalize optional).
     languages: language codes; ``lang`` inputs index into this list.
     aux_losses: auxiliary loss hooks and weights, ``{name: (module, weight)}`` (built by the task).
+    ce_weight: weight of the plain target CE (0 when a transition loss replaces it).
     ignore_id: padding value of target token ids.
     """
 
@@ -45,6 +46,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         languages: Sequence[str],
         aux_losses: Optional[torch.nn.ModuleDict] = None,
         aux_loss_weights: Optional[Dict[str, float]] = None,
+        ce_weight: float = 1.0,
         ignore_id: int = -1,
         extract_feats_in_collect_stats: bool = False,
     ):
@@ -59,6 +61,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         self.languages = tuple(languages)
         self.aux_losses = aux_losses if aux_losses is not None else torch.nn.ModuleDict()
         self.aux_loss_weights = dict(aux_loss_weights or {})
+        self.ce_weight = ce_weight
         self.ignore_id = ignore_id
         self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
         exclude_frozen_pretrained(self)
@@ -135,7 +138,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         acc = ((logits.argmax(-1) == text) & target_mask).sum() / n_tokens
         stats = {"loss_ce": loss_ce.detach(), "acc": acc.detach(), "ppl": loss_ce.detach().exp()}
 
-        loss = loss_ce
+        loss = self.ce_weight * loss_ce
         if len(self.aux_losses) > 0:
             inputs_for_aux = AuxLossInputs(
                 projector_aux=projector_aux,

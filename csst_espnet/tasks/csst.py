@@ -12,7 +12,6 @@ import torch
 import yaml
 from typeguard import typechecked
 
-import csst_espnet  # noqa: F401  (quiet NLTK before ESPnet imports)
 from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
@@ -23,12 +22,12 @@ from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.trainer import Trainer
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
+from csst_espnet.data.collate import PadCollate
 from csst_espnet.encoder.whisper import HFWhisperEncoder
 from csst_espnet.frontend.whisper import WhisperLogMel
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
@@ -139,7 +138,7 @@ class CSSTTask(AbsTask):
     def build_collate_fn(
         cls, args: argparse.Namespace, train: bool
     ) -> Callable[[Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+        return PadCollate(float_pad_value=0.0, int_pad_value=-1)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
