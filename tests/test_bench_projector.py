@@ -1,0 +1,27 @@
+"""The projector benchmark runs at small shapes and writes both ratios."""
+
+import json
+
+import torch
+
+from csst_espnet.bin import bench_projector
+
+
+def test_small_benchmark_writes_ratios(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    out = tmp_path / "bench.json"
+    try:
+        bench_projector.main(["--small", "--repeats", "1", "--warmup", "1", "--threads", "1", "--json", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(out.read_text())
+    assert result["ours_over_peer"] > 0 and result["ours_over_k_dense"] > 0
+    assert result["peer"].startswith("mixtral (")
+    names = [row["name"] for row in result["rows"]]
+    for implementation in bench_projector.PEER_IMPLEMENTATIONS:
+        assert f"mixtral ({implementation})" in names
+    assert result["like_for_like"] == {"expert_act": "swiglu", "expert_bias": False, "in_width": 256, "out_width": 256}
+    # Same weights, same routing: the peer computes what we compute.
+    assert all(diff < 1e-4 for diff in result["max_abs_diff_ours_vs_peer"].values())
+    printed = capsys.readouterr().out
+    assert "ours_over_peer" in printed and "SwiGLU" in printed

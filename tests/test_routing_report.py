@@ -1,0 +1,139 @@
+"""Routing report: the pure aggregation on synthetic aux, the written files, and the batch loop on a
+real data dir with a stand-in model (speech frames -> MoE projector)."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from csst_espnet.bin.routing_report import (
+    AudioReader,
+    aggregate_routing,
+    format_markdown,
+    iterate_batches,
+    read_kaldi_map,
+    write_report,
+)
+from csst_espnet.projector.moe import MoESpeechProjector
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_batches():
+    # 2 groups x 2 experts, top-2, 1 layer. Batch 1: zh utt (3 tokens), en utt (2 tokens).
+    aux1 = {
+        "expert_index": torch.tensor([[[0, 1], [1, 2], [0, 3], [2, 3], [3, 0]]]),
+        "token_utt": torch.tensor([0, 0, 0, 1, 1]),
+    }
+    # Batch 2: a cs utt (2 tokens) and another zh utt (1 token).
+    aux2 = {"expert_index": torch.tensor([[[2, 0], [1, 3], [1, 0]]]), "token_utt": torch.tensor([0, 0, 1])}
+    return [(aux1, ["zh", "en"]), (aux2, ["cs", "zh"])]
+
+
+def test_aggregation_counts_by_hand():
+    report = aggregate_routing(synthetic_batches(), ["zh", "en"], 2)
+    assert report["experts"] == ["zh.0", "zh.1", "en.0", "en.1"]
+    assert list(report["languages"]) == ["zh", "en", "cs"]  # groups first, then the rest
+    zh = report["languages"]["zh"]
+    assert zh["utterances"] == 2 and zh["tokens"] == 4
+    # zh dispatches: [0,1],[1,2],[0,3] + [1,0] -> e0: 3, e1: 3, e2: 1, e3: 1 of 8
+    layer = zh["layers"][0]
+    assert layer["dispatches"] == [3, 3, 1, 1]
+    assert layer["expert_share"] == pytest.approx([3 / 8, 3 / 8, 1 / 8, 1 / 8])
+    assert layer["group_share"] == pytest.approx({"zh": 6 / 8, "en": 2 / 8})
+    assert layer["top1_group_share"] == pytest.approx({"zh": 1.0, "en": 0.0})  # top-1: 0, 1, 0, 1
+    en = report["languages"]["en"]["layers"][0]
+    assert en["dispatches"] == [1, 0, 1, 2] and en["top1_group_share"] == pytest.approx({"zh": 0.0, "en": 1.0})
+    cs = report["languages"]["cs"]["layers"][0]
+    assert cs["dispatches"] == [1, 1, 1, 1] and cs["top1_group_share"] == pytest.approx({"zh": 0.5, "en": 0.5})
+
+
+def test_written_report(tmp_path):
+    report = aggregate_routing(synthetic_batches(), ["zh", "en"], 2)
+    paths = write_report(report, str(tmp_path / "routing"))
+    assert json.loads(open(paths["json"]).read())["languages"]["en"]["tokens"] == 2
+    markdown = open(paths["markdown"]).read()
+    assert markdown == format_markdown(report)
+    assert "| zh | 2 | 4 | 0.750 | 0.250 | 1.000 | 0.000 |" in markdown
+    assert "| language | zh.0 | zh.1 | en.0 | en.1 |" in markdown
+    assert open(paths["heatmap"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+class FramesToProjector(torch.nn.Module):
+    """Stand-in for the model: waveform -> 160-sample frames -> MoE projector (``model.encode``)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.projector = MoESpeechProjector(
+            160, 16, groups=["zh", "en"], experts_per_group=2, top_k=2, num_layers=2, downsample_rate=4, expert_hidden=16
+        )
+
+    def encode(self, speech, speech_lengths):
+        frames = speech[:, : speech.size(1) // 160 * 160].reshape(speech.size(0), -1, 160)
+        return self.projector(frames, torch.div(speech_lengths, 160, rounding_mode="floor"))
+
+
+def test_batches_from_a_data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    utts = {"spk1-a": ("zh", 3200), "spk1-b": ("en", 4800), "spk2-c": ("cs", 6400)}
+    (tmp_path / "wav.scp").write_text(
+        "".join(f"{u} {tmp_path / (u + '.wav')}\n" for u in sorted(utts)), encoding="utf-8"
+    )
+    (tmp_path / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, (lang, _) in sorted(utts.items())), encoding="utf-8")
+    for u, (_, n) in utts.items():
+        soundfile.write(tmp_path / f"{u}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+
+    reader = AudioReader(str(tmp_path))
+    assert reader.keys == sorted(utts) and reader("spk1-a").shape == (3200,)
+    model = FramesToProjector().eval()
+    batches = iterate_batches(model, reader, read_kaldi_map(str(tmp_path / "utt2lang")), reader.keys, batch_size=2)
+    report = aggregate_routing(batches, model.projector.groups, model.projector.experts_per_group)
+    assert report["num_layers"] == 2
+    for u, (lang, n) in utts.items():
+        info = report["languages"][lang]
+        assert info["tokens"] == -(-(n // 160) // 4)  # ceil(frames / 4)
+        for layer in info["layers"]:
+            assert sum(layer["dispatches"]) == 2 * info["tokens"]
+            assert sum(layer["group_share"].values()) == pytest.approx(1.0)
+
+
+def test_end_to_end_with_the_task(tmp_path, tiny_llm, tiny_whisper, tiny_data):
+    """config.yaml + model file of a (freshly initialised) MoE model -> the report, via the CLI."""
+    import yaml
+
+    from csst_espnet.bin import routing_report
+    from csst_espnet.tasks.csst import CSSTTask
+
+    conf = {
+        "encoder_conf": {"model_name_or_path": str(tiny_whisper)},
+        "projector": "moe",
+        "projector_conf": {"groups": ["zh", "en"], "experts_per_group": 2, "top_k": 2, "downsample_rate": 2, "expert_hidden": 32},
+        "llm_conf": {"model_name_or_path": str(tiny_llm)},
+        "model_conf": {"extract_feats_in_collect_stats": False},
+        "aux_losses": [{"name": "lang", "weight": 0.1}, {"name": "balance", "weight": 0.01}],
+    }
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump(conf), encoding="utf-8")
+    args = CSSTTask.get_parser().parse_args(["--config", str(tmp_path / "in.yaml"), "--output_dir", str(tmp_path)])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
+    model = CSSTTask.build_model(args)
+    torch.save(model.state_dict(), tmp_path / "model.pth")
+
+    out = tmp_path / "routing"
+    report = routing_report.main(
+        ["--config", str(tmp_path / "config.yaml"), "--model_file", str(tmp_path / "model.pth"),
+         "--data_dir", str(tiny_data), "--output_dir", str(out), "--batch_size", "4"]
+    )
+    langs = {line.split()[1] for line in (tiny_data / "utt2lang").read_text().splitlines()}
+    assert set(report["languages"]) == langs
+    assert sum(info["utterances"] for info in report["languages"].values()) == 6
+    for name in ("routing.json", "routing.md", "routing_heatmap.png"):
+        assert (out / name).stat().st_size > 0
