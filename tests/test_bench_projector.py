@@ -20,7 +20,12 @@ def test_small_benchmark_writes_ratios(tmp_path, capsys):
     names = [row["name"] for row in result["rows"]]
     for implementation in bench_projector.PEER_IMPLEMENTATIONS:
         assert f"mixtral ({implementation})" in names
-    assert result["like_for_like"] == {"expert_act": "swiglu", "expert_bias": False, "in_width": 256, "out_width": 256}
+    assert result["like_for_like"] == {
+        "expert_act": "swiglu",
+        "expert_bias": False,
+        "in_width": 256,
+        "out_width": 256,
+    }
     # Same weights, same routing: the peer computes what we compute.
     assert all(diff < 1e-4 for diff in result["max_abs_diff_ours_vs_peer"].values())
     printed = capsys.readouterr().out

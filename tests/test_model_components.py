@@ -128,3 +128,15 @@ def test_frontend_and_whisper_encoder_batch_equals_single(tiny_whisper, pad_to_3
             e1, el1, _ = encoder(f1, l1)
             assert enc_lens[b] == el1[0]
             assert torch.allclose(enc[b, : el1[0]], e1[0, : el1[0]], atol=1e-4)
+
+
+def test_model_builds_from_default_options(tiny_llm, tiny_whisper):
+    """Only the pretrained paths are needed; every other option has a working default."""
+    from csst_espnet.models.espnet_model import ESPnetCSSTModel
+    from csst_espnet.tasks.csst import CSSTTask
+
+    args = CSSTTask.get_parser().parse_args(
+        ["--llm_conf", f"model_name_or_path={tiny_llm}", "--encoder_conf", f"model_name_or_path={tiny_whisper}",
+         "--frontend_conf", "n_mels=80"]
+    )
+    assert isinstance(CSSTTask.build_model(args), ESPnetCSSTModel)

@@ -6,8 +6,10 @@ import torch
 from csst_espnet.projector.moe import MoELayer, MoESpeechProjector, grouped_mm_supported
 
 CPU_GROUPED_MM = grouped_mm_supported(torch.device("cpu"), torch.float32)
-DISPATCHED = ["sorted", pytest.param("grouped_mm", marks=pytest.mark.skipif(not CPU_GROUPED_MM, reason="no CPU grouped_mm"))]
-
+DISPATCHED = [
+    "sorted",
+    pytest.param("grouped_mm", marks=pytest.mark.skipif(not CPU_GROUPED_MM, reason="no CPU grouped_mm")),
+]
 
 
 @pytest.fixture(autouse=True)

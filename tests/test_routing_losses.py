@@ -17,7 +17,6 @@ GROUPS = ["zh", "en"]
 N_PER_GROUP = 2  # experts e = g * 2 + j: zh -> 0, 1; en -> 2, 3
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny tensors: one intra-op thread is fastest and immune to a busy machine."""
@@ -79,7 +78,9 @@ def hand_language_loss(aux, lang):
 
 def hand_balance_loss(aux, lang, token_set):
     layer_values = []
-    for layer, (logit_rows, index_rows) in enumerate(zip(aux["router_logits"].tolist(), aux["expert_index"].tolist())):
+    for layer, (logit_rows, index_rows) in enumerate(
+        zip(aux["router_logits"].tolist(), aux["expert_index"].tolist())
+    ):
         group_values = []
         for g in range(len(GROUPS)):
             members = []
@@ -182,7 +183,9 @@ def test_routing_stats():
     entropy = sum(-sum(p * math.log(p) for p in _probs(row)) for row in aux["router_logits"][0].tolist()) / 10
     assert stats["lang_entropy"].item() == pytest.approx(entropy, rel=1e-5)
     # The key set is fixed (ESPnet all-reduces stats by key): absent languages give NaN.
-    _, stats_cs = LanguageLoss(FakeProjector(), LANGUAGES, stat_prefix="lang")(inputs(aux, torch.tensor([3, 3, 3, 3])))
+    _, stats_cs = LanguageLoss(FakeProjector(), LANGUAGES, stat_prefix="lang")(
+        inputs(aux, torch.tensor([3, 3, 3, 3]))
+    )
     assert stats_cs.keys() == stats.keys() and math.isnan(stats_cs["lang_route_acc_zh"].item())
 
 
@@ -313,7 +316,9 @@ def _ddp_worker(rank, world_size, init_file, out_dir):
 
         # (b) a DDP-wrapped projector where expert 3 never gets a token.
         torch.manual_seed(0)
-        projector = MoESpeechProjector(8, 16, groups=GROUPS, experts_per_group=2, top_k=1, downsample_rate=1, expert_hidden=16)
+        projector = MoESpeechProjector(
+            8, 16, groups=GROUPS, experts_per_group=2, top_k=1, downsample_rate=1, expert_hidden=16
+        )
         with torch.no_grad():
             projector.layers[0].router.weight[3] = -100.0  # inputs are positive: expert 3 is never chosen
         ddp = DistributedDataParallel(projector)  # find_unused_parameters=False: stacked expert weights
@@ -333,7 +338,10 @@ def _ddp_worker(rank, world_size, init_file, out_dir):
 
 
 def _balance_hooks():
-    hooks = {mode: IntraGroupBalanceLoss(FakeProjector(), LANGUAGES, token_set=mode) for mode in ("label_or_dispatched", "label", "dispatched")}
+    hooks = {
+        mode: IntraGroupBalanceLoss(FakeProjector(), LANGUAGES, token_set=mode)
+        for mode in ("label_or_dispatched", "label", "dispatched")
+    }
     hooks["global"] = GlobalBalanceLoss(FakeProjector(), LANGUAGES)
     return hooks
 
@@ -341,7 +349,9 @@ def _balance_hooks():
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    torch.multiprocessing.start_processes(_ddp_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True, start_method="fork")
+    torch.multiprocessing.start_processes(
+        _ddp_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True, start_method="fork"
+    )
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
 
 

@@ -74,7 +74,14 @@ class FramesToProjector(torch.nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.projector = MoESpeechProjector(
-            160, 16, groups=["zh", "en"], experts_per_group=2, top_k=2, num_layers=2, downsample_rate=4, expert_hidden=16
+            160,
+            16,
+            groups=["zh", "en"],
+            experts_per_group=2,
+            top_k=2,
+            num_layers=2,
+            downsample_rate=4,
+            expert_hidden=16,
         )
 
     def encode(self, speech, speech_lengths):
@@ -88,7 +95,9 @@ def test_batches_from_a_data_dir(tmp_path):
     (tmp_path / "wav.scp").write_text(
         "".join(f"{u} {tmp_path / (u + '.wav')}\n" for u in sorted(utts)), encoding="utf-8"
     )
-    (tmp_path / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, (lang, _) in sorted(utts.items())), encoding="utf-8")
+    (tmp_path / "utt2lang").write_text(
+        "".join(f"{u} {lang}\n" for u, (lang, _) in sorted(utts.items())), encoding="utf-8"
+    )
     for u, (_, n) in utts.items():
         soundfile.write(tmp_path / f"{u}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
 
@@ -106,9 +115,15 @@ def test_batches_from_a_data_dir(tmp_path):
             assert sum(layer["group_share"].values()) == pytest.approx(1.0)
 
 
-def test_end_to_end_with_the_task(tmp_path, tiny_llm, tiny_whisper, tiny_data):
+def test_end_to_end_with_the_task(tmp_path, request):
     """config.yaml + model file of a (freshly initialised) MoE model -> the report, via the CLI."""
     import yaml
+
+    # The conftest's session models, built here (if not built yet) under the one-thread fixture:
+    # on a busy machine, tiny-model work with several OpenMP threads is many times slower.
+    tiny_llm, tiny_whisper, tiny_data = (
+        request.getfixturevalue(n) for n in ("tiny_llm", "tiny_whisper", "tiny_data")
+    )
 
     from csst_espnet.bin import routing_report
     from csst_espnet.tasks.csst import CSSTTask
@@ -116,7 +131,13 @@ def test_end_to_end_with_the_task(tmp_path, tiny_llm, tiny_whisper, tiny_data):
     conf = {
         "encoder_conf": {"model_name_or_path": str(tiny_whisper)},
         "projector": "moe",
-        "projector_conf": {"groups": ["zh", "en"], "experts_per_group": 2, "top_k": 2, "downsample_rate": 2, "expert_hidden": 32},
+        "projector_conf": {
+            "groups": ["zh", "en"],
+            "experts_per_group": 2,
+            "top_k": 2,
+            "downsample_rate": 2,
+            "expert_hidden": 32,
+        },
         "llm_conf": {"model_name_or_path": str(tiny_llm)},
         "model_conf": {"extract_feats_in_collect_stats": False},
         "aux_losses": [{"name": "lang", "weight": 0.1}, {"name": "balance", "weight": 0.01}],
@@ -129,8 +150,18 @@ def test_end_to_end_with_the_task(tmp_path, tiny_llm, tiny_whisper, tiny_data):
 
     out = tmp_path / "routing"
     report = routing_report.main(
-        ["--config", str(tmp_path / "config.yaml"), "--model_file", str(tmp_path / "model.pth"),
-         "--data_dir", str(tiny_data), "--output_dir", str(out), "--batch_size", "4"]
+        [
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--model_file",
+            str(tmp_path / "model.pth"),
+            "--data_dir",
+            str(tiny_data),
+            "--output_dir",
+            str(out),
+            "--batch_size",
+            "4",
+        ]
     )
     langs = {line.split()[1] for line in (tiny_data / "utt2lang").read_text().splitlines()}
     assert set(report["languages"]) == langs

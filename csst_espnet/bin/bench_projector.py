@@ -36,8 +36,19 @@ import torch
 
 from csst_espnet.projector.moe import MoELayer, grouped_mm_supported
 
-DEFAULTS = dict(encoder_width=1280, stack=5, tokens=1500, groups=2, experts_per_group=4, top_k=2, expert_hidden=2048, llm_width=3584)
-SMALL = dict(encoder_width=64, stack=4, tokens=256, groups=2, experts_per_group=4, top_k=2, expert_hidden=128, llm_width=256)
+DEFAULTS = dict(
+    encoder_width=1280,
+    stack=5,
+    tokens=1500,
+    groups=2,
+    experts_per_group=4,
+    top_k=2,
+    expert_hidden=2048,
+    llm_width=3584,
+)
+SMALL = dict(
+    encoder_width=64, stack=4, tokens=256, groups=2, experts_per_group=4, top_k=2, expert_hidden=128, llm_width=256
+)
 PEER_IMPLEMENTATIONS = ("eager", "grouped_mm", "batched_mm")
 
 
@@ -48,9 +59,17 @@ def get_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", type=int, default=None, help=f"default {value} (--small: {SMALL[name]})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (median reported)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds (median reported); default 5, --small 30"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all available cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: the cores that are idle now, at least 1; OpenMP threads that compete with "
+        "other processes for a core spin and wait, which distorts small shapes badly)",
+    )
     parser.add_argument("--no_projector_row", action="store_true", help="skip the informational first-layer row")
     parser.add_argument(
         "--max_memory_fraction",
@@ -112,6 +131,25 @@ def time_interleaved(contenders: Dict[str, Contender], repeats: int, warmup: int
     for name, ts in times.items():
         results[name] = {"status": "ok", "median_s": statistics.median(ts), "min_s": min(ts), "times_s": ts}
     return results
+
+
+def idle_cores(interval: float = 1.0) -> Optional[float]:
+    """Idle CPU cores (of this process's affinity set) over ``interval`` seconds, from /proc/stat."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, total (without guest time)
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(interval)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    machine_cores = os.cpu_count() or 1
+    idle = machine_cores * (idle1 - idle0) / max(total1 - total0, 1)
+    return min(idle, len(os.sched_getaffinity(0)))
 
 
 def _free_memory_bytes(device: torch.device) -> Optional[int]:
@@ -210,13 +248,25 @@ def _peer_working_set(implementation: str, tokens: int, top_k: int, width: int, 
 
 def run(args: argparse.Namespace) -> Dict:
     shapes = dict(SMALL if args.small else DEFAULTS)
+    if args.repeats is None:
+        args.repeats = 30 if args.small else 5
     for name in DEFAULTS:
         if getattr(args, name) is not None:
             shapes[name] = getattr(args, name)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
+    idle = None
     if device.type == "cpu":
-        torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+        threads = args.threads
+        if not threads:
+            idle = idle_cores()
+            cores = len(os.sched_getaffinity(0))
+            threads = cores if idle is None else max(1, min(cores, int(idle + 0.5)))
+            print(
+                f"threads: {threads} ({'?' if idle is None else f'{idle:.1f}'} of {cores} cores idle)",
+                file=sys.stderr,
+            )
+        torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
 
     width, hidden = shapes["llm_width"], shapes["expert_hidden"]
@@ -225,7 +275,9 @@ def run(args: argparse.Namespace) -> Dict:
     elsize = torch.finfo(dtype).bits // 8
 
     # Like-for-like layers: SwiGLU experts, no biases, width -> width.
-    ours_layer = MoELayer(width, width, num_experts, top_k, hidden, expert_act="swiglu", expert_bias=False, dispatch="auto")
+    ours_layer = MoELayer(
+        width, width, num_experts, top_k, hidden, expert_act="swiglu", expert_bias=False, dispatch="auto"
+    )
     ours_layer = ours_layer.to(device=device, dtype=dtype)
     ours_dispatch = ours_layer.resolve_dispatch(torch.empty(0, width, device=device, dtype=dtype))
 
@@ -259,7 +311,9 @@ def run(args: argparse.Namespace) -> Dict:
             note = f"needs ~{need / 2**30:.0f} GiB (> {args.max_memory_fraction:.0%} of free memory)"
             add(name, "peer", None, note=note)
             continue
-        peer = build_peer(ours_layer, width, hidden, num_experts, top_k, implementation).to(device=device, dtype=dtype)
+        peer = build_peer(ours_layer, width, hidden, num_experts, top_k, implementation).to(
+            device=device, dtype=dtype
+        )
         try:
             with torch.no_grad():
                 max_diff[implementation] = (peer(x).float() - ours_out).abs().max().item()
@@ -324,6 +378,7 @@ def run(args: argparse.Namespace) -> Dict:
         "transformers": _transformers_version(),
         "repeats": args.repeats,
         "loadavg_1min": [load_before, os.getloadavg()[0]],
+        "idle_cores_at_start": idle,
         "warmup": args.warmup,
         "ours_dispatch": ours_dispatch,
         "grouped_mm_supported": grouped_mm_supported(device, dtype),
@@ -339,7 +394,6 @@ def run(args: argparse.Namespace) -> Dict:
         "ours_over_k_dense_paired": paired(ours_row, dense_row, top_k),
     }
     return result
-
 
 
 def _device_name(device: torch.device) -> str:
@@ -381,7 +435,8 @@ def format_table(result: Dict) -> str:
         f"ours_over_k_dense = {fmt(result['ours_over_k_dense'])} (target <= 1.3)"
     )
     lines.append(
-        f"paired (median over rounds of the per-round ratio): ours_over_peer = {fmt(result['ours_over_peer_paired'])}, "
+        "paired (median over rounds of the per-round ratio): "
+        f"ours_over_peer = {fmt(result['ours_over_peer_paired'])}, "
         f"ours_over_k_dense = {fmt(result['ours_over_k_dense_paired'])}"
     )
     if result["max_abs_diff_ours_vs_peer"]:

@@ -78,10 +78,14 @@ def aggregate_routing(
         return [float(c) / total if total else 0.0 for c in counts]
 
     def per_group(values: List[float]) -> Dict[str, float]:
-        return {g: float(sum(values[i * experts_per_group : (i + 1) * experts_per_group])) for i, g in enumerate(groups)}
+        return {
+            g: float(sum(values[i * experts_per_group : (i + 1) * experts_per_group])) for i, g in enumerate(groups)
+        }
 
     languages = OrderedDict()
-    for lang in sorted(dispatches, key=lambda name: (name not in groups, groups.index(name) if name in groups else 0, name)):
+    for lang in sorted(
+        dispatches, key=lambda name: (name not in groups, groups.index(name) if name in groups else 0, name)
+    ):
         layers = []
         for layer in range(num_layers):
             expert_share = shares(dispatches[lang][layer])
@@ -125,13 +129,17 @@ def format_markdown(report: Dict) -> str:
         lines.append("|---|---:|---:|" + "---:|" * (2 * len(groups)))
         for lang, info in report["languages"].items():
             stats = info["layers"][layer]
-            cells = [f"{stats['group_share'][g]:.3f}" for g in groups] + [f"{stats['top1_group_share'][g]:.3f}" for g in groups]
+            cells = [f"{stats['group_share'][g]:.3f}" for g in groups] + [
+                f"{stats['top1_group_share'][g]:.3f}" for g in groups
+            ]
             lines.append(f"| {lang} | {info['utterances']} | {info['tokens']} | " + " | ".join(cells) + " |")
         lines += ["", f"## Expert utilisation{suffix}", ""]
         lines.append("| language | " + " | ".join(experts) + " |")
         lines.append("|---|" + "---:|" * len(experts))
         for lang, info in report["languages"].items():
-            lines.append(f"| {lang} | " + " | ".join(f"{v:.3f}" for v in info["layers"][layer]["expert_share"]) + " |")
+            lines.append(
+                f"| {lang} | " + " | ".join(f"{v:.3f}" for v in info["layers"][layer]["expert_share"]) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +156,9 @@ def plot_heatmap(report: Dict, path: str) -> None:
         1, num_layers, figsize=(1.0 + 0.7 * len(experts) * num_layers, 1.2 + 0.5 * max(len(langs), 1)), squeeze=False
     )
     for layer, ax in enumerate(axes[0]):
-        data = np.array([report["languages"][lang]["layers"][layer]["expert_share"] for lang in langs] or [[0.0] * len(experts)])
+        data = np.array(
+            [report["languages"][lang]["layers"][layer]["expert_share"] for lang in langs] or [[0.0] * len(experts)]
+        )
         image = ax.imshow(data, cmap="viridis", vmin=0.0, vmax=max(float(data.max()), 1e-6), aspect="auto")
         ax.set_xticks(range(len(experts)), experts, rotation=45, ha="right")
         ax.set_yticks(range(len(langs)), langs)
@@ -156,7 +166,15 @@ def plot_heatmap(report: Dict, path: str) -> None:
             ax.axvline(boundary * report["experts_per_group"] - 0.5, color="white", linewidth=2)
         for i in range(data.shape[0]):
             for j in range(data.shape[1]):
-                ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", color="w" if data[i, j] < 0.6 * data.max() else "k", fontsize=7)
+                ax.text(
+                    j,
+                    i,
+                    f"{data[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    color="w" if data[i, j] < 0.6 * data.max() else "k",
+                    fontsize=7,
+                )
         ax.set_xlabel("expert (group.index)")
         ax.set_title(f"layer {layer + 1}" if num_layers > 1 else "expert utilisation")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -253,7 +271,9 @@ def iterate_batches(
             with torch.no_grad():
                 _, _, aux = model.encode(speech.to(device), lengths.to(device))
             if "expert_index" not in aux:
-                raise ValueError("the model's projector does not route (no 'expert_index' in its aux): not an MoE projector")
+                raise ValueError(
+                    "the model's projector does not route (no 'expert_index' in its aux): not an MoE projector"
+                )
             yield aux, [utt2lang.get(key, UNLABELLED) for key in keys]
             progress.update(len(keys))
 

@@ -39,10 +39,14 @@ def build_aux_losses(
     weights: Dict[str, float] = {}
     for i, spec in enumerate(specs or []):
         if not isinstance(spec, dict) or "name" not in spec:
-            raise ValueError(f"aux_losses[{i}] must be a mapping with a 'name' (one of {sorted(AUX_LOSSES)}), got {spec!r}")
+            raise ValueError(
+                f"aux_losses[{i}] must be a mapping with a 'name' (one of {sorted(AUX_LOSSES)}), got {spec!r}"
+            )
         unknown_keys = set(spec) - _SPEC_KEYS
         if unknown_keys:
-            raise ValueError(f"aux_losses[{i}] ({spec['name']}): unknown keys {sorted(unknown_keys)}, allowed {sorted(_SPEC_KEYS)}")
+            raise ValueError(
+                f"aux_losses[{i}] ({spec['name']}): unknown keys {sorted(unknown_keys)}, allowed {sorted(_SPEC_KEYS)}"
+            )
         name = spec["name"]
         if name not in AUX_LOSSES:
             raise ValueError(f"unknown aux loss '{name}' in aux_losses[{i}]; known: {', '.join(sorted(AUX_LOSSES))}")

@@ -279,14 +279,15 @@ class GlobalBalanceLoss(_RoutingLoss):
     default_prefix = "global_balance"
     reduces_across_ranks = True
 
-
     def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         logits, expert_index = self._aux(inputs)  # (L, N, E), (L, N, k)
         num_layers, num_tokens, E = logits.shape
         dispatched = torch.zeros_like(logits).scatter_(-1, expert_index, 1.0)  # (L, N, E)
         counts = dispatched.sum(1)  # (L, E)
         prob_sums = torch.softmax(logits, dim=-1).sum(1)  # (L, E)
-        total = all_reduce_sum(torch.cat([counts.reshape(-1), prob_sums.reshape(-1), logits.new_tensor([num_tokens])]))
+        total = all_reduce_sum(
+            torch.cat([counts.reshape(-1), prob_sums.reshape(-1), logits.new_tensor([num_tokens])])
+        )
         counts, total_prob_sums, tokens = total.split([counts.numel(), prob_sums.numel(), 1])
         counts = counts.view(num_layers, E)
         prob_sums = with_local_grad(total_prob_sums, prob_sums)

@@ -85,7 +85,7 @@ def _aligned_for_grouped_mm(element_size: int, *widths: int) -> bool:
 # Sorted by expert, the assignment (t, i) of token t to its i-th expert sits at row slots[t, i] of
 # the (S, D) expert buffer, and row r belongs to token token_of[r].  Copying tokens into rows and
 # gate-summing rows back into tokens are written as gathers of N rows per slot, forward and backward:
-# no scatter-add and no (S, D) temporaries (faster on CPU, deterministic on GPU).
+# no scatter-add and no extra (S, D) temporaries (faster on CPU, deterministic on GPU).
 
 
 class _TokensToRows(torch.autograd.Function):
@@ -110,7 +110,9 @@ class _GatedRowsToTokens(torch.autograd.Function):
     """ys (S, D), gates (N, k) -> out (N, D) with out[t] = sum_i gates[t, i] * ys[slots[t, i]]."""
 
     @staticmethod
-    def forward(ctx, ys: torch.Tensor, gates: torch.Tensor, token_of: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, ys: torch.Tensor, gates: torch.Tensor, token_of: torch.Tensor, slots: torch.Tensor
+    ) -> torch.Tensor:
         g = gates.to(ys.dtype)
         out = ys.index_select(0, slots[:, 0]).mul_(g[:, :1])  # (N, D)
         for i in range(1, slots.size(1)):
@@ -182,7 +184,10 @@ class MoEExperts(torch.nn.Module):
 
     def reset_parameters(self) -> None:
         # Same distribution as torch.nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        for weight, bias, fan_in in ((self.w_in, self.b_in, self.input_size), (self.w_out, self.b_out, self.hidden_size)):
+        for weight, bias, fan_in in (
+            (self.w_in, self.b_in, self.input_size),
+            (self.w_out, self.b_out, self.hidden_size),
+        ):
             bound = fan_in**-0.5
             torch.nn.init.uniform_(weight, -bound, bound)
             if bias is not None:
@@ -414,7 +419,9 @@ class MoESpeechProjector(AbsProjector):
         rate = self.downsample.rate
         batch, frames = frame_lang.shape
         tokens = -(-frames // rate)
-        windows = torch.nn.functional.pad(frame_lang.long(), (0, tokens * rate - frames), value=-1).view(batch, tokens, rate)
+        windows = torch.nn.functional.pad(frame_lang.long(), (0, tokens * rate - frames), value=-1).view(
+            batch, tokens, rate
+        )
         windows = windows[aux["token_utt"], aux["token_pos"]]  # (N, rate)
         labelled = windows >= 0
         label = windows.max(-1).values  # (N,) one of the labels (-1 when none)

@@ -23,7 +23,6 @@ from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.trainer import Trainer
-from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
@@ -105,8 +104,8 @@ class CSSTTask(AbsTask):
         group.add_argument(
             "--model_conf",
             action=NestedDictAction,
-            default=get_default_kwargs(ESPnetCSSTModel),
-            help="Keyword arguments of the model class",
+            default=dict(ce_weight=1.0, ignore_id=-1, extract_feats_in_collect_stats=False),
+            help="Model options: ce_weight, ignore_id, extract_feats_in_collect_stats",
         )
 
         group = parser.add_argument_group(description="Preprocess related")
