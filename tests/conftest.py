@@ -73,6 +73,7 @@ def pretrain_on_sentences(model, tok, steps: int = 300):
     """Make the tiny LM a (tiny) pretrained LM: fit SENTENCES as ``<s> sentence </s>``."""
     import torch
 
+    torch.set_num_threads(1)  # tiny matrices: extra threads only contend with other work
     batch = tok([f"<s>{s}</s>" for s in SENTENCES], padding=True, return_tensors="pt", add_special_tokens=False)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
