@@ -140,3 +140,33 @@ def test_model_builds_from_default_options(tiny_llm, tiny_whisper):
          "--frontend_conf", "n_mels=80"]
     )
     assert isinstance(CSSTTask.build_model(args), ESPnetCSSTModel)
+
+
+def test_moe_projector_with_routing_losses_trains_in_the_model(tiny_llm, tiny_whisper):
+    """projector: moe with lang + balance + z-loss: the total loss falls and routing stats are reported."""
+    from csst_espnet.tasks.csst import CSSTTask
+
+    torch.manual_seed(0)
+    args = CSSTTask.get_parser().parse_args(
+        ["--llm_conf", f"model_name_or_path={tiny_llm}", "--encoder_conf", f"model_name_or_path={tiny_whisper}",
+         "--frontend_conf", "n_mels=80", "--projector", "moe",
+         "--projector_conf", "{groups: [zh, en], experts_per_group: 2, top_k: 2, downsample_rate: 2, expert_hidden: 32}",
+         "--aux_losses", "[{name: lang, weight: 0.5}, {name: balance, weight: 0.1}, {name: z_loss, weight: 0.001}]"]
+    )
+    model = CSSTTask.build_model(args)
+    pre = CSSTTask.build_preprocess_fn(args, train=True)
+    from csst_espnet.data.collate import PadCollate
+
+    items = [(f"u{i}", pre(f"u{i}", {"speech": synth_utterance(i, 0.4), "text": SENTENCES[i],
+                                     "lang": "zh" if i % 2 else "en"})) for i in range(4)]
+    batch = PadCollate()(items)[1]
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss, stats, _ = model(**batch)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert {"loss_lang", "loss_balance", "loss_z_loss", "lang_route_acc_zh", "balance_load_e0"} <= set(stats)
