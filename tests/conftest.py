@@ -144,6 +144,17 @@ def write_data_dir(root: Path, utts):
     return root
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is fastest and immune to a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_llm(tmp_path_factory):
     return build_llm(tmp_path_factory.mktemp("tiny_llm"))

@@ -17,13 +17,6 @@ GROUPS = ["zh", "en"]
 N_PER_GROUP = 2  # experts e = g * 2 + j: zh -> 0, 1; en -> 2, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class FakeProjector:

@@ -19,14 +19,6 @@ from csst_espnet.bin.routing_report import (
 from csst_espnet.projector.moe import MoESpeechProjector
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_batches():
     # 2 groups x 2 experts, top-2, 1 layer. Batch 1: zh utt (3 tokens), en utt (2 tokens).
     aux1 = {

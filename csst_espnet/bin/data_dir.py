@@ -23,16 +23,8 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from espnet2.utils.types import str2bool
 from csst_espnet.data import kaldi_dir as kd
-
-
-def str2bool(v: str) -> bool:
-    s = str(v).lower()
-    if s in ("true", "1", "yes"):
-        return True
-    if s in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
 
 
 def _csv(v: str) -> Optional[List[str]]:

@@ -24,16 +24,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from espnet2.utils.types import str2bool
 from csst_espnet.metrics import scoring
-
-
-def str2bool(v: str) -> bool:
-    s = str(v).lower()
-    if s in ("true", "1", "yes"):
-        return True
-    if s in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
 
 
 def get_parser() -> argparse.ArgumentParser:
