@@ -1,0 +1,576 @@
+#!/usr/bin/env bash
+# csst-espnet recipe pipeline: code-switch speech translation with an LLM, in three training phases.
+# Recipes link this file and call it from run.sh with their corpus options, "$@" last.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+min() {
+    local a b
+    a=$1
+    for b in "$@"; do
+        if [ "${b}" -le "${a}" ]; then a="${b}"; fi
+    done
+    echo "${a}"
+}
+SECONDS=0
+
+# General
+stage=1               # first stage to run
+stop_stage=10000      # last stage to run
+skip_data_prep=false  # skip stages 1-6
+skip_train=false      # skip stages 9-12
+skip_eval=false       # skip stages 13-14
+skip_packing=false    # skip stage 15
+ngpu=1                # GPUs per training job (0: CPU)
+num_nodes=1           # nodes for multi-node training
+nj=4                  # parallel jobs of data preparation and shape statistics
+inference_nj=4        # parallel decoding jobs per test set
+gpu_inference=false   # decode on GPUs
+inference_num_threads=1  # CPU threads of each decoding job
+dumpdir=dump          # formatted data
+expdir=exp            # experiments
+python=               # Python interpreter (default: ${PYTHON} from path.sh, else python3)
+
+# Data preparation
+local_data_opts=      # options of local/data.sh
+speed_perturb_factors=  # e.g. "0.9 1.0 1.1" (empty: no speed perturbation)
+speed_perturb_sets=   # sets to perturb (default: every training set)
+fs=16000              # sampling rate of the formatted audio
+min_wav_duration=0.1  # shorter utterances are invalid (seconds)
+max_wav_duration=30   # longer utterances are invalid (seconds)
+drop_invalid=false    # stage 4: drop invalid utterances (listed in dropped.txt) instead of stopping
+lang_pair=zh-en       # source-target; the source is also the code-switch partner of the target
+languages=            # utt2lang labels allowed (default: source,target,cs)
+
+# Tokenizer and LLM text stage
+token_type=sentencepiece  # sentencepiece: stage 5 trains one; pretrained: the LLM's own tokenizer
+tokenizer_dir=data/tokenizer  # stage 5 output (a Hugging Face tokenizer directory)
+nbpe=800              # sentencepiece vocabulary size
+tokenizer_text=       # extra text files for the tokenizer and the text LM ("LANG:FILE" or FILE)
+tokenizer_pairs=      # extra translation pair files (TSV source<TAB>target)
+use_text_lm=false     # stage 6: train a small causal LM on the corpus text and use it as the LLM
+text_lm_config=conf/train_text_lm.yaml
+text_lm_dir=          # stage 6 output (default: ${expdir}/text_lm)
+text_lm_args=         # more options of csst_espnet.bin.train_text_lm
+
+# Training
+train_sets="train"    # every training set (formatted in stage 3)
+valid_set=dev         # validation set of phases 2 and 3
+test_sets="test"      # sets decoded in stage 13
+phase1_train_sets=    # training data of each phase (default: train_sets)
+phase2_train_sets=
+phase3_train_sets=
+phase1_valid_set=     # validation set of phase 1 (default: valid_set; "<set>_asr" is made from <set>)
+phase1_config=conf/train_phase1.yaml
+phase2_config=conf/train_phase2.yaml
+phase3_config=conf/train_phase3.yaml
+phase1_tag=           # experiment names (default: csst_<config name>)
+phase2_tag=
+phase3_tag=
+phase1_init_param=    # initial model of phase 1 (phases 2 and 3 start from the previous phase)
+train_args=           # more csst_train options for every phase
+phase1_args=
+phase2_args=
+phase3_args=
+cs_only_baseline=false  # also train the baseline on CS data only (no phases 1-2), and score it
+cs_only_train_sets=   # its training data (default: phase3 sets that are not in phase 2)
+cs_only_config=conf/train_cs_only.yaml
+cs_only_args=
+
+# Decoding and scoring
+decode_phases="3"     # phases whose models are decoded and scored
+inference_config=conf/decode.yaml
+inference_args=       # more csst_inference options
+inference_model=valid.acc.ave.pth
+inference_use_lang=true  # pass utt2lang / utt2task of the test sets to decoding
+score_all_refs=true   # BLEU over text, text.2, ... of the test sets (BLEU with text alone is reported too)
+routing_report=true   # routing report of MoE projectors (stage 14)
+results_md=RESULTS.md
+
+help_message=$(cat << EOF
+Usage: $0 --train_sets "<sets>" --valid_set <set> --test_sets "<sets>" [options]
+
+Stages: 1 data preparation (local/data.sh), 2 speed perturbation, 3 audio formatting,
+  4 filtering and validation, 5 tokenizer, 6 LLM text stage, 9 shape statistics,
+  10/11/12 training phases 1/2/3, 13 decoding, 14 scoring, 15 packing and export.
+Options are --name value (dashes and underscores alike), booleans true|false:
+  --stage/--stop_stage N, --skip_data_prep/--skip_train/--skip_eval/--skip_packing true|false,
+  --ngpu N, --num_nodes N, --nj N, --inference_nj N, --gpu_inference true|false,
+  --inference_num_threads N, --dumpdir DIR, --expdir DIR, --python PATH,
+  --local_data_opts "...", --speed_perturb_factors "0.9 1.0 1.1", --speed_perturb_sets "...",
+  --fs HZ, --min_wav_duration S, --max_wav_duration S, --drop_invalid true|false,
+  --lang_pair SRC-TGT, --languages "zh,en,cs",
+  --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
+  --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...",
+  --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...",
+  --train_sets "...", --valid_set SET, --test_sets "...",
+  --phase{1,2,3}_train_sets "...", --phase1_valid_set SET, --phase{1,2,3}_config YAML,
+  --phase{1,2,3}_tag TAG, --phase1_init_param PATH, --train_args "...", --phase{1,2,3}_args "...",
+  --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
+  --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
+  --inference_use_lang true|false, --score_all_refs true|false, --routing_report true|false,
+  --results_md FILE
+EOF
+)
+
+run_args=$(printf '%q ' "$0" "$@")
+log "$0 $*"
+scripts_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/scripts"
+# shellcheck disable=SC1091
+. "${scripts_dir}/parse_options.sh"
+if [ $# -gt 0 ]; then
+    log "${help_message}"
+    log "unexpected argument: $1"
+    exit 2
+fi
+
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] && . ./cmd.sh
+python=${python:-${PYTHON:-python3}}
+train_cmd=${train_cmd:-"${python} -m csst_espnet.bin.launch"}
+cuda_cmd=${cuda_cmd:-"${train_cmd}"}
+decode_cmd=${decode_cmd:-"${train_cmd}"}
+
+# ------------------------------------------------------------------------------------ derived
+src_lang=${lang_pair%%-*}
+tgt_lang=${lang_pair##*-}
+if [ -z "${src_lang}" ] || [ -z "${tgt_lang}" ] || [ "${lang_pair}" = "${src_lang}" ]; then
+    log "--lang_pair must be SRC-TGT, got '${lang_pair}'"; exit 2
+fi
+languages=${languages:-${src_lang},${tgt_lang},cs}
+phase1_train_sets=${phase1_train_sets:-${train_sets}}
+phase2_train_sets=${phase2_train_sets:-${train_sets}}
+phase3_train_sets=${phase3_train_sets:-${train_sets}}
+phase1_valid_set=${phase1_valid_set:-${valid_set}}
+if [ -z "${cs_only_train_sets}" ]; then
+    for _s in ${phase3_train_sets}; do
+        case " ${phase2_train_sets} " in *" ${_s} "*) ;; *) cs_only_train_sets+="${_s} " ;; esac
+    done
+fi
+text_lm_dir=${text_lm_dir:-${expdir}/text_lm}
+phase1_tag=${phase1_tag:-csst_$(basename "${phase1_config}" .yaml)}
+phase2_tag=${phase2_tag:-csst_$(basename "${phase2_config}" .yaml)}
+phase3_tag=${phase3_tag:-csst_$(basename "${phase3_config}" .yaml)}
+cs_only_tag=csst_$(basename "${cs_only_config}" .yaml)
+phase1_exp=${expdir}/${phase1_tag}
+phase2_exp=${expdir}/${phase2_tag}
+phase3_exp=${expdir}/${phase3_tag}
+cs_only_exp=${expdir}/${cs_only_tag}
+stats_dir=${expdir}/csst_stats
+data_feats=${dumpdir}/raw
+inference_tag=$(basename "${inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
+stage_times=${expdir}/stage_times.tsv
+
+if "${skip_data_prep}"; then skip_stages="1 2 3 4 5 6"; else skip_stages=""; fi
+if "${skip_train}"; then skip_stages+=" 9 10 11 12"; fi
+if "${skip_eval}"; then skip_stages+=" 13 14"; fi
+if "${skip_packing}"; then skip_stages+=" 15"; fi
+
+# the sets every stage works on: the training sets of all phases, validation and test sets
+all_train_sets=$(echo ${phase1_train_sets} ${phase2_train_sets} ${phase3_train_sets} ${train_sets} \
+    $("${cs_only_baseline}" && echo ${cs_only_train_sets}) | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+base_valid_sets=$(for _s in "${valid_set}" "${phase1_valid_set}"; do
+    if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then echo "${_s%_asr}"; else echo "${_s}"; fi
+done | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+
+# train data names of a phase: dump/raw/<name> combines its sets
+phase_train_name() { echo "train_phase$1"; }
+
+run_stage() {  # run_stage N: whether stage N runs
+    local n=$1
+    [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ] && [[ " ${skip_stages} " != *" ${n} "* ]]
+}
+stage_begin() {
+    _stage_start=${SECONDS}
+    log "Stage $1: $2"
+}
+stage_end() {
+    local elapsed=$(( SECONDS - _stage_start ))
+    mkdir -p "${expdir}"
+    printf '%s\t%s\t%s\n' "$1" "${elapsed}" "$(date '+%Y-%m-%dT%H:%M:%S')" >> "${stage_times}"
+    log "Stage $1 done in ${elapsed} s"
+}
+write_resume() {  # write_resume DIR STAGE: a command that reruns this stage into DIR/run.sh
+    mkdir -p "$1"
+    {
+        echo "#!/usr/bin/env bash"
+        echo "# reruns stage $2 of: ${run_args}"
+        echo "cd $(printf '%q' "$(pwd)")"
+        echo "${run_args} --stage $2 --stop_stage $2 \"\$@\"; exit \$?"
+    } > "$1/run.sh"
+    chmod +x "$1/run.sh"
+}
+data_args() {  # data_args train|valid DIR: the data options of csst_train
+    local mode=$1 dir=$2
+    echo "--${mode}_data_path_and_name_and_type ${dir}/wav.scp,speech,sound"
+    echo "--${mode}_data_path_and_name_and_type ${dir}/text,text,text"
+    echo "--${mode}_data_path_and_name_and_type ${dir}/utt2lang,lang,text"
+    echo "--${mode}_data_path_and_name_and_type ${dir}/utt2task,task,text"
+}
+llm_args() {  # the LLM / tokenizer options of csst_train that stages 5 and 6 decide
+    if "${use_text_lm}"; then
+        echo "--llm_conf model_name_or_path=${text_lm_dir}"
+    fi
+    if [ "${token_type}" != pretrained ]; then
+        echo "--tokenizer ${tokenizer_dir}"
+    fi
+}
+
+# ==================================================================================== stages
+if run_stage 1; then
+    stage_begin 1 "Data preparation: local/data.sh ${local_data_opts} -> data/"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    for _s in ${all_sets}; do
+        [ -d "data/${_s}" ] || { log "local/data.sh wrote no data/${_s}"; exit 1; }
+    done
+    stage_end 1
+fi
+
+if run_stage 2; then
+    if [ -n "${speed_perturb_factors}" ]; then
+        stage_begin 2 "Speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
+        for _s in ${speed_perturb_sets:-${all_train_sets}}; do
+            log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav)"
+            # shellcheck disable=SC2086
+            ${python} -m csst_espnet.bin.speed_perturb --nj "${nj}" --factors "${speed_perturb_factors// /,}" \
+                "data/${_s}" "data/${_s}_sp"
+            write_resume "data/${_s}_sp" 2
+        done
+        stage_end 2
+    else
+        log "Stage 2: speed perturbation is off (--speed_perturb_factors is empty)"
+    fi
+fi
+# after speed perturbation, training sets are their perturbed versions
+if [ -n "${speed_perturb_factors}" ]; then
+    for _s in ${speed_perturb_sets:-${all_train_sets}}; do
+        sp_map+=" ${_s}"
+    done
+fi
+sp_name() {  # the formatted name of a set
+    if [[ " ${sp_map:-} " == *" $1 "* ]]; then echo "$1_sp"; else echo "$1"; fi
+}
+
+if run_stage 3; then
+    stage_begin 3 "Audio formatting: resample to ${fs} Hz, cut segments, dump to ${data_feats}/"
+    for _s in ${all_sets}; do
+        _src=data/$(sp_name "${_s}")
+        _dst=${data_feats}/$(sp_name "${_s}")
+        log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data)"
+        ${python} -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
+        write_resume "${_dst}" 3
+    done
+    stage_end 3
+fi
+
+if run_stage 4; then
+    stage_begin 4 "Filtering and validation: ${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}"
+    _failed=()
+    for _s in ${all_sets}; do
+        _dir=${data_feats}/$(sp_name "${_s}")
+        log "validates ${_dir}, report in ${_dir}/validate_report.txt"
+        if ! ${python} -m csst_espnet.bin.data_dir validate "${_dir}" --min_dur "${min_wav_duration}" \
+                --max_dur "${max_wav_duration}" --languages "${languages}" --fs "${fs}" \
+                --drop_invalid "${drop_invalid}" --report "${_dir}/validate_report.txt" >/dev/null; then
+            _failed+=("${_dir}")
+        elif [ -s "${_dir}/dropped.txt" ]; then
+            log "${_dir}: dropped $(wc -l < "${_dir}/dropped.txt") utterances (listed in ${_dir}/dropped.txt)"
+        fi
+    done
+    if [ ${#_failed[@]} -gt 0 ]; then
+        for _dir in "${_failed[@]}"; do
+            log "invalid data in ${_dir}:\n$(cat "${_dir}/validate_report.txt")"
+        done
+        if "${drop_invalid}"; then
+            log "Stage 4: invalid data remain after dropping (see the reports above)"
+        else
+            log "Stage 4: invalid data (see the reports above); fix them, or rerun with --drop_invalid true" \
+                "to drop the invalid utterances (listed in <set>/dropped.txt)"
+        fi
+        exit 1
+    fi
+    for _s in "${valid_set}" "${phase1_valid_set}"; do
+        if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then
+            log "reads ${data_feats}/${_s%_asr}, writes ${data_feats}/${_s} (ASR: target = src_text)"
+            ${python} -m csst_espnet.bin.recipe_utils asr_dir "${data_feats}/${_s%_asr}" "${data_feats}/${_s}"
+        fi
+    done
+    for _p in 1 2 3; do
+        _sets=phase${_p}_train_sets
+        _dirs=()
+        for _s in ${!_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
+        _out=${data_feats}/$(phase_train_name "${_p}")
+        log "phase ${_p} training data: combines ${_dirs[*]} into ${_out}"
+        ${python} -m csst_espnet.bin.data_dir combine "${_out}" "${_dirs[@]}" >/dev/null
+    done
+    if "${cs_only_baseline}"; then
+        _dirs=()
+        for _s in ${cs_only_train_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
+        log "CS-only baseline training data: combines ${_dirs[*]} into ${data_feats}/train_cs_only"
+        ${python} -m csst_espnet.bin.data_dir combine "${data_feats}/train_cs_only" "${_dirs[@]}" >/dev/null
+    fi
+    write_resume "${data_feats}" 4
+    stage_end 4
+fi
+
+if run_stage 5; then
+    if [ "${token_type}" = pretrained ]; then
+        log "Stage 5: skipped (--token_type pretrained: the LLM's own tokenizer)"
+    else
+        stage_begin 5 "Tokenizer: sentencepiece (${nbpe} pieces) -> Hugging Face tokenizer ${tokenizer_dir}"
+        _opts=()
+        for _s in ${all_train_sets}; do
+            _d=${data_feats}/$(sp_name "${_s}")
+            _opts+=(--kaldi_text "${_d}/text")
+            [ -f "${_d}/src_text" ] && _opts+=(--kaldi_text "${_d}/src_text")
+        done
+        for _f in ${tokenizer_text}; do _opts+=(--text "${_f#*:}"); done
+        for _f in ${tokenizer_pairs}; do _opts+=(--tsv "${_f}"); done
+        log "reads ${_opts[*]}, writes ${tokenizer_dir}"
+        ${python} -m csst_espnet.bin.make_tokenizer --out_dir "${tokenizer_dir}" --vocab_size "${nbpe}" \
+            --target_language "${tgt_lang}" --languages "${languages}" "${_opts[@]}"
+        write_resume "${tokenizer_dir}" 5
+        stage_end 5
+    fi
+fi
+
+if run_stage 6; then
+    if "${use_text_lm}"; then
+        stage_begin 6 "LLM text stage: a small causal LM on the corpus text -> ${text_lm_dir}"
+        _opts=()
+        for _s in ${all_train_sets}; do
+            _d=${data_feats}/$(sp_name "${_s}")
+            # monolingual transcripts of monolingual ASR data, translation pairs of ST data
+            ${python} -m csst_espnet.bin.recipe_utils lm_text "${_d}" "${text_lm_dir}/data/${_s}" >/dev/null
+            for _f in "${text_lm_dir}/data/${_s}"/mono.*.txt; do
+                [ -s "${_f}" ] || continue
+                _l=${_f##*/mono.}; _opts+=(--mono "${_l%.txt}:${_f}")
+            done
+            [ -s "${text_lm_dir}/data/${_s}/pairs.tsv" ] && _opts+=(--pairs "${text_lm_dir}/data/${_s}/pairs.tsv")
+        done
+        for _f in ${tokenizer_text}; do
+            if [[ "${_f}" == *:* ]]; then _opts+=(--mono "${_f}"); fi
+        done
+        for _f in ${tokenizer_pairs}; do _opts+=(--pairs "${_f}"); done
+        _tok=${tokenizer_dir}
+        [ "${token_type}" = pretrained ] && { log "--use_text_lm true needs --token_type sentencepiece"; exit 2; }
+        mkdir -p "${text_lm_dir}"
+        log "reads ${_tok} ${_opts[*]}, writes ${text_lm_dir} (log: ${text_lm_dir}/train.log)"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${text_lm_dir}/train.log" ${python} -m csst_espnet.bin.train_text_lm \
+            --tokenizer "${_tok}" --out_dir "${text_lm_dir}" --config "${text_lm_config}" "${_opts[@]}" ${text_lm_args} \
+            || { log "text LM training failed:\n$(tail -n 20 "${text_lm_dir}/train.log")"; exit 1; }
+        grep -a "INFO" "${text_lm_dir}/train.log" | tail -n 1 >&2 || true
+        write_resume "${text_lm_dir}" 6
+        stage_end 6
+    else
+        log "Stage 6: skipped (--use_text_lm false)"
+    fi
+fi
+
+if run_stage 9; then
+    stage_begin 9 "Shape statistics: csst_train --collect_stats true -> ${stats_dir}"
+    _train_dirs=()
+    for _s in ${all_train_sets}; do _train_dirs+=("${data_feats}/$(sp_name "${_s}")"); done
+    _valid_dirs=()
+    for _s in $(echo "${valid_set} ${phase1_valid_set}" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
+        _valid_dirs+=("${data_feats}/${_s}")
+    done
+    mkdir -p "${stats_dir}"
+    # one run over every utterance of any phase; shapes of each set are taken from it
+    ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/train_data" "${_train_dirs[@]}"
+    ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/valid_data" "${_valid_dirs[@]}"
+    _n=$(wc -l < "${stats_dir}/train_data/wav.scp")
+    _nv=$(wc -l < "${stats_dir}/valid_data/wav.scp")
+    _nj=$(min "${nj}" "${_n}" "${_nv}")
+    _logdir=${stats_dir}/logdir
+    mkdir -p "${_logdir}"
+    for _m in train valid; do
+        ${python} -m csst_espnet.bin.recipe_utils split_keys "${stats_dir}/${_m}_data/wav.scp" "${_nj}" "${_logdir}/${_m}"
+    done
+    log "reads ${stats_dir}/{train,valid}_data (${_n} + ${_nv} utterances), ${_nj} jobs, logs ${_logdir}/stats.*.log"
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+        ${python} -m csst_espnet.bin.csst_train --collect_stats true --ngpu 0 --config "${phase1_config}" \
+            --use_preprocessor true $(llm_args) \
+            $(data_args train "${stats_dir}/train_data") $(data_args valid "${stats_dir}/valid_data") \
+            --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
+            --output_dir "${_logdir}/stats.JOB" ${train_args} \
+        || { log "shape statistics failed:\n$(tail -n 20 "${_logdir}"/stats.*.log)"; exit 1; }
+    for _m in train valid; do
+        mkdir -p "${stats_dir}/${_m}"
+        cat "${_logdir}"/stats.*/"${_m}"/speech_shape | LC_ALL=C sort > "${stats_dir}/${_m}/speech_shape"
+    done
+    # per set: the shapes of its utterances
+    for _d in "${_train_dirs[@]}" "${_valid_dirs[@]}" \
+              $(for _p in 1 2 3; do echo "${data_feats}/$(phase_train_name "${_p}")"; done) \
+              $("${cs_only_baseline}" && echo "${data_feats}/train_cs_only"); do
+        _name=$(basename "${_d}")
+        mkdir -p "${stats_dir}/sets/${_name}"
+        cat "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape" | \
+            awk 'NR==FNR { k[$1]=1; next } ($1 in k) && !seen[$1]++' "${_d}/wav.scp" - | LC_ALL=C sort \
+            > "${stats_dir}/sets/${_name}/speech_shape"
+        if [ "$(wc -l < "${stats_dir}/sets/${_name}/speech_shape")" -ne "$(wc -l < "${_d}/wav.scp")" ]; then
+            log "shape statistics miss utterances of ${_d}"; exit 1
+        fi
+    done
+    write_resume "${stats_dir}" 9
+    stage_end 9
+fi
+
+train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT ARGS
+    local _stage=$1 _name=$2 _config=$3 _exp=$4 _train=$5 _valid=$6 _init=$7 _args=$8
+    stage_begin "${_stage}" "${_name}: ${_config}, data ${_train}, valid ${_valid} -> ${_exp}"
+    local _opts=""
+    if [ -n "${_init}" ]; then
+        [ -f "${_init}" ] || { log "${_name}: the initial model ${_init} does not exist"; exit 1; }
+        _opts+="--init_param ${_init} "
+        log "${_name}: starts from ${_init}"
+    fi
+    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+        _opts+="--multiprocessing_distributed true --num_nodes ${num_nodes} "
+    fi
+    mkdir -p "${_exp}"
+    write_resume "${_exp}" "${_stage}"
+    log "${_name}: log in ${_exp}/train.log"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
+        ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
+            --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
+            $(data_args train "${_train}") $(data_args valid "${_valid}") \
+            --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
+            --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
+            ${_opts} ${train_args} ${_args} \
+        || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
+    [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
+    grep -a "epoch results" "${_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //' >&2 || true
+    stage_end "${_stage}"
+}
+
+if run_stage 10; then
+    train_phase 10 "Phase 1 (alignment)" "${phase1_config}" "${phase1_exp}" \
+        "${data_feats}/$(phase_train_name 1)" "${data_feats}/${phase1_valid_set}" "${phase1_init_param}" "${phase1_args}"
+fi
+if run_stage 11; then
+    train_phase 11 "Phase 2 (translation)" "${phase2_config}" "${phase2_exp}" \
+        "${data_feats}/$(phase_train_name 2)" "${data_feats}/${valid_set}" "${phase1_exp}/${inference_model}" "${phase2_args}"
+fi
+if run_stage 12; then
+    train_phase 12 "Phase 3 (code-switch)" "${phase3_config}" "${phase3_exp}" \
+        "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" "${phase3_args}"
+    if "${cs_only_baseline}"; then
+        train_phase 12 "CS-only baseline (no phases 1-2)" "${cs_only_config}" "${cs_only_exp}" \
+            "${data_feats}/train_cs_only" "${data_feats}/${valid_set}" "" "${cs_only_args}"
+    fi
+fi
+
+decode_exps() {  # the experiment directories decoded and scored
+    local _p
+    for _p in ${decode_phases}; do
+        case "${_p}" in
+            1) echo "${phase1_exp}" ;; 2) echo "${phase2_exp}" ;; 3) echo "${phase3_exp}" ;;
+            *) log "--decode_phases: unknown phase ${_p}"; exit 2 ;;
+        esac
+    done
+    if "${cs_only_baseline}"; then echo "${cs_only_exp}"; fi
+}
+
+if run_stage 13; then
+    stage_begin 13 "Decoding ${test_sets} with $(decode_exps | tr '\n' ' ')"
+    if "${gpu_inference}"; then _cmd="${cuda_cmd} --gpu 1"; _ngpu=1; else _cmd="${decode_cmd}"; _ngpu=0; fi
+    _conf_args=$(${python} -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
+    _test_dirs=()
+    for _s in ${test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
+    for _exp in $(decode_exps); do
+        # every test set in one job array (utterance ids are unique over the test sets), split back after
+        _root=${_exp}/${inference_tag}
+        _logdir=${_root}/logdir
+        rm -rf "${_logdir}"
+        mkdir -p "${_logdir}"
+        ${python} -m csst_espnet.bin.recipe_utils union_dir "${_logdir}/data" "${_test_dirs[@]}" >/dev/null
+        _data=${_logdir}/data
+        _n=$(wc -l < "${_data}/wav.scp")
+        _nj=$(min "${inference_nj}" "${_n}")
+        ${python} -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
+        _data_opts="--data_path_and_name_and_type ${_data}/wav.scp,speech,sound"
+        if "${inference_use_lang}"; then
+            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
+            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2task,task,text"
+        fi
+        log "reads ${test_sets} (${_n} utterances) and ${_exp}/${inference_model}, writes ${_root}/<test set>," \
+            "${_nj} jobs, logs ${_logdir}/inference.*.log"
+        # shellcheck disable=SC2086
+        ${_cmd} --num_threads "${inference_num_threads}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
+            ${python} -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
+                --st_train_config "${_exp}/config.yaml" --st_model_file "${_exp}/${inference_model}" \
+                ${_data_opts} --key_file "${_logdir}/keys.JOB.scp" --output_dir "${_logdir}/output.JOB" \
+                ${_conf_args} ${inference_args} \
+            || { log "decoding failed:\n$(tail -n 20 "${_logdir}"/inference.*.log)"; exit 1; }
+        for _s in ${test_sets}; do
+            ${python} -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
+                "${_root}/${_s}" "${_logdir}"/output.*
+            write_resume "${_root}/${_s}" 13
+        done
+    done
+    stage_end 13
+fi
+
+if run_stage 14; then
+    stage_begin 14 "Scoring -> ${results_md}, ${expdir}/results.json"
+    _score_dirs=()
+    _test_dirs=()
+    for _s in ${test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
+    for _exp in $(decode_exps); do
+        for _s in ${test_sets}; do
+            _data=${data_feats}/${_s}
+            _dir=${_exp}/${inference_tag}/${_s}
+            [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
+            _refs=(--ref "${_data}/text")
+            if "${score_all_refs}"; then
+                for _r in "${_data}"/text.[0-9]*; do [ -f "${_r}" ] && _refs+=(--ref "${_r}"); done
+            fi
+            _opts=(--hyp "${_dir}/text" --task st --tgt_lang "${tgt_lang}" --utt2lang "${_data}/utt2lang")
+            log "reads ${_dir}/text and ${_refs[*]}, writes ${_dir}/score.{json,txt}"
+            ${python} -m csst_espnet.bin.score "${_opts[@]}" "${_refs[@]}" --out_json "${_dir}/score.json" \
+                > "${_dir}/score.txt"
+            ${python} -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
+                > "${_dir}/score_ref1.txt"
+            cat "${_dir}/score.txt" >&2
+            _score_dirs+=("${_dir}")
+        done
+        if "${routing_report}" && [ "$(${python} -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
+            # one report over every test set: routing is shown per language label (zh, en, cs)
+            _root=${_exp}/${inference_tag}
+            log "routing report of ${_exp} on ${test_sets} -> ${_root}/routing"
+            ${python} -m csst_espnet.bin.recipe_utils union_dir "${_root}/routing/data" "${_test_dirs[@]}" >/dev/null
+            ${python} -m csst_espnet.bin.routing_report --config "${_exp}/config.yaml" \
+                --model_file "${_exp}/${inference_model}" --data_dir "${_root}/routing/data" \
+                --output_dir "${_root}/routing" > "${_root}/routing/routing.log" 2>&1 \
+                || { log "routing report failed:\n$(tail -n 20 "${_root}/routing/routing.log")"; exit 1; }
+        fi
+    done
+    ${python} -m csst_espnet.bin.make_results --expdir "${expdir}" --out_md "${results_md}" \
+        --out_json "${expdir}/results.json" --command "${run_args}" --stage_times "${stage_times}" "${_score_dirs[@]}"
+    log "results: ${results_md}, ${expdir}/results.json"
+    stage_end 14
+fi
+
+if run_stage 15; then
+    stage_begin 15 "Packing and export"
+    for _exp in $(decode_exps); do
+        log "reads ${_exp}, writes ${_exp}/packed.zip and ${_exp}/hf_merged"
+        ${python} -m csst_espnet.bin.pack_model --exp_dir "${_exp}" --model_file "${_exp}/${inference_model}" \
+            --out "${_exp}/packed.zip" $([ -f "${results_md}" ] && echo "--extra ${results_md}")
+        ${python} -m csst_espnet.bin.export_hf --config "${_exp}/config.yaml" \
+            --model_file "${_exp}/${inference_model}" --out_dir "${_exp}/hf_merged"
+        write_resume "${_exp}/hf_merged" 15
+    done
+    stage_end 15
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

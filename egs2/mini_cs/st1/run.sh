@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# mini_cs: synthetic Mandarin-English code-switch lectures -> English, made locally with eSpeak NG.
+# Everything runs on a CPU; the LLM is a small causal LM trained on the corpus text (stage 6).
+#
+#   ./run.sh                       # the demo: data, tokenizer, text LM, 3 phases, decoding, scoring
+#   ./run.sh --preset tiny         # CI size: a few utterances, one short epoch per phase
+#   ./run.sh --stage 13            # any csst.sh option; the command line wins
+#   ./run.sh --cs_only_baseline true --stage 9   # + the baseline trained on train_cs only
+set -euo pipefail
+
+preset=demo   # tiny | demo: corpus size (local/data.sh) and training configs (conf/ or conf/tiny/)
+
+# --preset is this script's option; everything else goes to csst.sh, after the corpus options
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --preset=*) preset="${1#*=}"; shift ;;
+        --preset)
+            [ $# -ge 2 ] || { echo "$0: option --preset needs a value" >&2; exit 1; }
+            preset="$2"; shift 2 ;;
+        --*=*) args+=("$1"); shift ;;
+        --*) args+=("$1"); [ $# -ge 2 ] && { args+=("$2"); shift; }; shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+case "${preset}" in
+    demo) conf=conf ;;
+    tiny) conf=conf/tiny ;;
+    *) echo "$0: --preset must be tiny or demo, got '${preset}'" >&2; exit 1 ;;
+esac
+
+. ./db.sh
+export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
+
+./csst.sh \
+    --lang_pair zh-en \
+    --ngpu 0 \
+    --nj 2 \
+    --inference_nj 2 \
+    --local_data_opts "--preset ${preset} --nj 2 --wav_dir ${MINI_CS}/wav" \
+    --train_sets "train_asr_zh train_asr_en train_st_zh train_cs" \
+    --phase1_train_sets "train_asr_zh train_asr_en" \
+    --phase1_valid_set dev_asr \
+    --phase2_train_sets "train_asr_zh train_asr_en train_st_zh" \
+    --phase3_train_sets "train_asr_zh train_asr_en train_st_zh train_cs" \
+    --valid_set dev \
+    --test_sets "test_cs test_mono" \
+    --tokenizer_text "zh:data/lm_text/zh.txt en:data/lm_text/en.txt" \
+    --tokenizer_pairs data/lm_text/zh2en.tsv \
+    --nbpe 800 \
+    --use_text_lm true \
+    --text_lm_config "${conf}/train_text_lm.yaml" \
+    --phase1_config "${conf}/train_phase1.yaml" \
+    --phase2_config "${conf}/train_phase2.yaml" \
+    --phase3_config "${conf}/train_phase3.yaml" \
+    --cs_only_config "${conf}/train_cs_only.yaml" \
+    --inference_config "${conf}/decode.yaml" \
+    "${args[@]}"

@@ -1,0 +1,156 @@
+"""CI run of the mini_cs recipe: every stage (1-15) with the tiny preset, in a copy of the recipe.
+
+The tiny preset has a few utterances per set and one short epoch per phase: this checks that each
+stage runs and writes well-formed outputs, not the quality (see egs2/mini_cs/st1/RESULTS.md).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from csst_espnet.data import kaldi_dir as kd
+
+REPO = Path(__file__).resolve().parents[1]
+PHASES = ("csst_train_phase1", "csst_train_phase2", "csst_train_phase3")
+TEST_SETS = ("test_cs", "test_mono")
+SETS = ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "dev_asr", "test_cs", "test_mono",
+        "train_phase1", "train_phase2", "train_phase3")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Copy egs2/{TEMPLATE,mini_cs} (links kept) and run the tiny recipe through stage 15."""
+    root = tmp_path_factory.mktemp("egs")
+    for name in ("TEMPLATE", "mini_cs"):
+        shutil.copytree(REPO / "egs2" / name, root / "egs2" / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "db", "RESULTS.md"))
+    st1 = root / "egs2" / "mini_cs" / "st1"
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS="ignore")
+    start = time.time()
+    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "15"], cwd=st1, env=env,
+                          capture_output=True, text=True)
+    elapsed = time.time() - start
+    assert proc.returncode == 0, f"run.sh failed ({proc.returncode}):\n{proc.stderr[-8000:]}"
+    return st1, proc.stderr, elapsed
+
+
+def test_every_stage_ran(recipe):
+    st1, log, _ = recipe
+    times = [line.split("\t")[0] for line in (st1 / "exp" / "stage_times.tsv").read_text().splitlines()]
+    assert times == ["1", "3", "4", "5", "6", "9", "10", "11", "12", "13", "14", "15"]
+    assert "Stage 2: speed perturbation is off" in log
+    assert "Successfully finished" in log
+
+
+def test_data_dirs_are_valid(recipe):
+    st1, _, _ = recipe
+    for name in SETS:
+        d = st1 / "dump" / "raw" / name
+        res = kd.validate(str(d), fs=16000, languages=("zh", "en", "cs"), progress=False)
+        assert res.ok, res.report()
+        assert not (d / "dropped.txt").exists()
+    wav = kd.read_table(str(st1 / "dump" / "raw" / "train_cs" / "wav.scp"))
+    assert all(p.startswith("dump/raw/train_cs/data/") for p in wav.values())
+    asr = kd.DataDir.read(str(st1 / "dump" / "raw" / "dev_asr"))
+    assert asr.utt["text"] == kd.read_table(str(st1 / "dump" / "raw" / "dev" / "src_text"))
+    for p in ("train_phase1", "train_phase2", "train_phase3"):
+        shapes = kd.read_table(str(st1 / "exp" / "csst_stats" / "sets" / p / "speech_shape"))
+        assert set(shapes) == set(kd.read_table(str(st1 / "dump" / "raw" / p / "wav.scp")))
+        assert all(int(v) > 1000 for v in shapes.values())
+
+
+def test_tokenizer_and_text_lm_load(recipe):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    st1, _, _ = recipe
+    tok = AutoTokenizer.from_pretrained(st1 / "data" / "tokenizer")
+    for text in ("我们用 gradient descent 来训练这个 model", "we use gradient descent to train this model"):
+        assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    assert None not in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    lm = AutoModelForCausalLM.from_pretrained(st1 / "exp" / "text_lm")
+    assert lm.config.vocab_size == len(tok)
+    info = json.loads((st1 / "exp" / "text_lm" / "train_text_lm.json").read_text())
+    assert info["examples"]["st"] > 0 and info["examples"]["asr"] > 0
+    assert (st1 / "exp" / "text_lm" / "train.log").exists()
+
+
+def test_each_phase_has_its_model(recipe):
+    st1, _, _ = recipe
+    for i, name in enumerate(PHASES, 1):
+        exp = st1 / "exp" / name
+        assert (exp / "valid.acc.ave.pth").exists() and (exp / "run.sh").exists()
+        config = yaml.safe_load((exp / "config.yaml").read_text())
+        assert config["projector"] == "moe" and config["projector_conf"]["groups"] == ["zh", "en"]
+        assert config["encoder_conf"]["freeze"] is False  # trained from scratch
+        assert config["llm_conf"]["model_name_or_path"] == "exp/text_lm"
+        assert config["llm_conf"]["lora"] is not None
+        losses = [a["name"] for a in config["aux_losses"]]
+        if i < 3:
+            assert losses == ["lang", "balance"]
+            assert "epoch results" in (exp / "train.log").read_text()
+        else:
+            assert losses == ["transition", "lang", "balance"] and config["model_conf"]["ce_weight"] == 0
+        init = config["init_param"]
+        assert init == ([] if i == 1 else [f"exp/{PHASES[i - 2]}/valid.acc.ave.pth"])
+        assert config["train_data_path_and_name_and_type"][0][0] == f"dump/raw/train_phase{i}/wav.scp"
+    log = (st1 / "exp" / PHASES[2] / "train.log").read_text()
+    assert "transition_lambda" in log
+
+
+def test_decoding_outputs(recipe):
+    st1, _, _ = recipe
+    for test_set in TEST_SETS:
+        utts = list(kd.read_table(str(st1 / "dump" / "raw" / test_set / "wav.scp")))
+        out = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / test_set
+        for name in ("text", "token", "token_int", "score"):
+            lines = (out / name).read_text().splitlines()
+            assert [line.split(" ", 1)[0] for line in lines] == utts, (test_set, name)
+        assert (out / "run.sh").exists()
+
+
+def test_results(recipe):
+    st1, _, _ = recipe
+    results = json.loads((st1 / "exp" / "results.json").read_text())
+    assert list(results) == [PHASES[2]]
+    md = (st1 / "RESULTS.md").read_text()
+    for test_set in TEST_SETS:
+        entry = results[PHASES[2]][test_set]
+        assert isinstance(entry["bleu"], float) and isinstance(entry["bleu_ref1"], float)
+        assert entry["num_refs"] == 2
+        assert f"|{test_set}|all|" in md
+    assert results[PHASES[2]]["test_cs"]["subsets"]["cs"]["num_utts"] > 0
+    assert "## Stage times" in md and "./csst.sh" in md
+    routing = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "routing"
+    assert (routing / "routing.json").exists() and "routing.md" in md
+
+
+def test_pack_and_export(recipe):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    st1, _, _ = recipe
+    exp = st1 / "exp" / PHASES[2]
+    with zipfile.ZipFile(exp / "packed.zip") as z:
+        names = set(z.namelist())
+        meta = yaml.safe_load(z.read("meta.yaml"))
+    assert {f"exp/{PHASES[2]}/config.yaml", f"exp/{PHASES[2]}/valid.acc.ave.pth", "RESULTS.md"} <= names
+    assert "exp/text_lm/model.safetensors" in names and "data/tokenizer/tokenizer.json" in names
+    assert meta["references"] == {}
+    export = json.loads((exp / "hf_merged" / "export.json").read_text())
+    assert export["merged_lora"] and export["relative_diff"] <= export["tolerance"]
+    lm = AutoModelForCausalLM.from_pretrained(exp / "hf_merged")
+    assert not any("lora" in n for n, _ in lm.named_parameters())
+    assert (exp / "hf_merged" / "csst_speech.pth").exists()
+
+
+def test_runtime(recipe):
+    _, _, elapsed = recipe
+    assert elapsed < 240, f"the tiny recipe took {elapsed:.0f} s"

@@ -1,0 +1,142 @@
+"""The recipe's shell layer: option parsing, setup.sh, and stage 4 (validation and dropping)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SENTENCES, synth_utterance, write_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "egs2" / "TEMPLATE" / "csst1"
+
+
+def bash(script: str, cwd: Path, *args: str, env=None):
+    return subprocess.run(["bash", script, *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHON=sys.executable, **(env or {})))
+
+
+@pytest.fixture
+def opts_script(tmp_path):
+    script = tmp_path / "opts.sh"
+    script.write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\n"
+        "stage=1\nstop_stage=100\nuse_text_lm=false\ntest_sets=\"a b\"\nhelp_message=\"Usage: opts.sh [options]\"\n"
+        f". {TEMPLATE}/scripts/parse_options.sh\n"
+        'echo "stage=${stage} stop_stage=${stop_stage} use_text_lm=${use_text_lm} test_sets=${test_sets} rest=$*"\n'
+    )
+    return script
+
+
+def test_parse_options_sets_variables(opts_script, tmp_path):
+    r = bash(str(opts_script), tmp_path, "--stage", "3", "--stop-stage=5", "--use_text_lm", "true",
+             "--test-sets", "x y z", "--", "extra")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "stage=3 stop_stage=5 use_text_lm=true test_sets=x y z rest=extra"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--no_such-option", "1"], "unknown option --no_such-option"),
+        (["--stage"], "option --stage needs a value"),
+        (["--use_text_lm", "yes"], "option --use_text_lm takes true or false, got 'yes'"),
+        (["--_internal", "1"], "unknown option --_internal"),
+        (["--PATH-x", "1"], "unknown option --PATH-x"),
+    ],
+)
+def test_parse_options_errors_name_the_option(opts_script, tmp_path, args, message):
+    r = bash(str(opts_script), tmp_path, *args)
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert "opts.sh --help" in r.stderr
+
+
+def test_parse_options_help(opts_script, tmp_path):
+    r = bash(str(opts_script), tmp_path, "--help")
+    assert r.returncode == 0 and "Usage: opts.sh" in r.stdout
+
+
+def test_csst_sh_and_run_sh_reject_unknown_options(tmp_path):
+    r = bash(str(TEMPLATE / "csst.sh"), tmp_path, "--stage", "4", "--inference-njobs", "3")
+    assert r.returncode == 1 and "unknown option --inference-njobs" in r.stderr
+    r = bash(str(TEMPLATE / "csst.sh"), tmp_path, "--skip_train", "maybe")
+    assert r.returncode == 1 and "--skip_train takes true or false" in r.stderr
+    r = bash(str(TEMPLATE / "csst.sh"), tmp_path, "--help")
+    assert r.returncode == 0 and "--phase1_config" in r.stdout and "--cs_only_baseline" in r.stdout
+    recipe = REPO / "egs2" / "mini_cs" / "st1"
+    r = bash("./run.sh", recipe, "--stage", "99", "--stop_stage", "98", "--bogus_opt", "1")
+    assert r.returncode == 1 and "unknown option --bogus_opt" in r.stderr
+    r = bash("./run.sh", recipe, "--preset", "huge")
+    assert r.returncode == 1 and "--preset must be tiny or demo" in r.stderr
+
+
+def test_setup_sh_creates_a_recipe(tmp_path):
+    recipe = tmp_path / "egs2" / "new_corpus" / "st1"
+    r = subprocess.run(["bash", str(TEMPLATE / "setup.sh"), str(recipe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("csst.sh", "cmd.sh", "path.sh", "db.sh", "scripts"):
+        assert (recipe / name).is_symlink() and (recipe / name).exists(), name
+    assert os.path.samefile(recipe / "csst.sh", TEMPLATE / "csst.sh")
+    assert os.access(recipe / "run.sh", os.X_OK) and (recipe / "local" / "data.sh").exists()
+    r = subprocess.run(["bash", str(TEMPLATE / "setup.sh"), str(recipe)], capture_output=True, text=True)
+    assert r.returncode == 1 and "already a recipe" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ stage 4
+def make_recipe(tmp_path: Path) -> Path:
+    """A recipe dir (setup.sh) whose formatted data has one invalid utterance in train."""
+    recipe = tmp_path / "egs2" / "c" / "st1"
+    subprocess.run(["bash", str(TEMPLATE / "setup.sh"), str(recipe)], check=True, capture_output=True)
+    raw = recipe / "dump" / "raw"
+    sets = {"train": range(0, 6), "dev": range(6, 8), "test": range(8, 10)}
+    for name, idx in sets.items():
+        utts = [(f"spk{i % 2}-u{i}", synth_utterance(i, 0.4), SENTENCES[i % len(SENTENCES)], "zh" if i % 2 else "en",
+                 "st") for i in idx]
+        d = write_data_dir(raw / name, utts)
+        (d / "speech_shape").unlink()
+        ids = sorted(u[0] for u in utts)
+        (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in ids))
+        spk = {}
+        for u in ids:
+            spk.setdefault(u.split("-")[0], []).append(u)
+        (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk.items())))
+    text = (raw / "train" / "text").read_text().replace("spk1-u1 " + SENTENCES[1], "spk1-u1")
+    (raw / "train" / "text").write_text(text)
+    lang = (raw / "train" / "utt2lang").read_text().replace("spk0-u2 en", "spk0-u2 fr")
+    (raw / "train" / "utt2lang").write_text(lang)
+    return recipe
+
+
+STAGE4 = ["--stage", "4", "--stop_stage", "4", "--train_sets", "train", "--valid_set", "dev", "--test_sets", "test",
+          "--phase1_valid_set", "dev_asr"]
+
+
+def test_stage4_stops_with_a_report_naming_the_utterances(tmp_path):
+    recipe = make_recipe(tmp_path)
+    r = bash("./csst.sh", recipe, *STAGE4)
+    assert r.returncode == 1
+    assert "spk1-u1: empty_text" in r.stderr  # the report names the utterance and the problem
+    assert "spk0-u2: unknown_language" in r.stderr
+    assert "--drop_invalid true" in r.stderr
+    report = (recipe / "dump" / "raw" / "train" / "validate_report.txt").read_text()
+    assert "spk1-u1" in report and "2 invalid" in report
+    assert not (recipe / "dump" / "raw" / "train_phase1").exists()  # nothing after the failure
+
+
+def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
+    recipe = make_recipe(tmp_path)
+    r = bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true")
+    assert r.returncode == 0, r.stderr
+    raw = recipe / "dump" / "raw"
+    dropped = (raw / "train" / "dropped.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in dropped] == ["spk0-u2", "spk1-u1"]
+    assert "empty_text" in dropped[1] and "unknown_language" in dropped[0]
+    assert "dropped 2 utterances" in r.stderr
+    train = (raw / "train_phase1" / "wav.scp").read_text()
+    assert "spk1-u1" not in train and "spk0-u2" not in train and len(train.splitlines()) == 4
+    assert (raw / "dev_asr" / "utt2task").read_text().split()[1] == "asr"
+    assert (raw / "run.sh").exists() and "--stage 4 --stop_stage 4" in (raw / "run.sh").read_text()
+    assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("4\t")

@@ -1,0 +1,360 @@
+"""Unit tests of the recipe's Python modules: launcher, audio formatting, speed perturbation,
+tokenizer, text LM, recipe utilities and results."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import yaml
+
+from conftest import SENTENCES, synth_utterance, write_data_dir
+
+from csst_espnet.bin import format_audio, launch, make_results, recipe_utils, speed_perturb
+from csst_espnet.data import kaldi_dir as kd
+
+PY = sys.executable
+
+
+def run(module, *args, cwd=None, env=None):
+    return subprocess.run([PY, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, **(env or {})))
+
+
+def small_dir(root: Path, n: int = 4, fs: int = 16000) -> Path:
+    utts = [(f"spk{i % 2}-u{i}", synth_utterance(i, 0.5), SENTENCES[i], "zh" if i >= 2 else "en", "st")
+            for i in range(n)]
+    d = write_data_dir(root, utts)
+    (d / "speech_shape").unlink()
+    ids = sorted(f"spk{i % 2}-u{i}" for i in range(n))
+    (d / "src_text").write_text("".join(f"{u} 源 {u[-1]}\n" for u in ids))
+    (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in ids))
+    kd.fix(str(d))
+    return d
+
+
+# ------------------------------------------------------------------------------------------ launch
+def test_launch_job_array_substitutes_job_and_logs(tmp_path):
+    log = tmp_path / "log" / "x.JOB.log"
+    r = run("csst_espnet.bin.launch", "--max_jobs_run", "2", "JOB=1:3", log, "echo", "part JOB of 3")
+    assert r.returncode == 0, r.stderr
+    for j in (1, 2, 3):
+        text = (tmp_path / "log" / f"x.{j}.log").read_text()
+        assert f"part {j} of 3" in text
+        assert "# Ended (code 0)" in text and "# Accounting: time=" in text
+        assert launch.exit_status(str(tmp_path / "log" / f"x.{j}.log")) == 0
+
+
+def test_launch_failure_names_the_log(tmp_path):
+    r = run("csst_espnet.bin.launch", "JOB=1:2", tmp_path / "y.JOB.log", "exit $((JOB - 1))")
+    assert r.returncode == 1
+    assert "1 / 2 jobs failed" in r.stderr and str(tmp_path / "y.2.log") in r.stderr
+    assert launch.exit_status(str(tmp_path / "y.2.log")) == 1
+
+
+def test_launch_options(tmp_path):
+    r = run("csst_espnet.bin.launch", "--queue", "x", tmp_path / "z.log", "true")
+    assert r.returncode == 2 and "unknown option --queue" in r.stderr
+    r = run("csst_espnet.bin.launch", "JOB=1:2", tmp_path / "z.log", "true")
+    assert r.returncode == 2 and "must contain JOB" in r.stderr
+    r = run("csst_espnet.bin.launch", "--num-threads", "3", tmp_path / "t.log", "echo threads=$OMP_NUM_THREADS")
+    assert r.returncode == 0 and "threads=3" in (tmp_path / "t.log").read_text()
+    req = launch.parse_args(["--gpu", "1", "--backend", "slurm", "JOB=2:4", "l.JOB.log", "a b", "c"])
+    assert (req.gpu, req.backend, req.indices) == (1, "slurm", [2, 3, 4])
+    assert launch.command_line(req, 3) == "'a b' c"
+    with pytest.raises(launch.LaunchError, match="--gpu: expected int"):
+        launch.parse_args(["--gpu", "x", "l.log", "true"])
+
+
+def test_launch_slurm_backend_with_fake_sbatch(tmp_path):
+    """sbatch is replaced by a script that runs every array task in turn."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(
+        "#!/usr/bin/env bash\n"
+        'echo "$@" > "$(dirname "$0")/sbatch_args"\n'
+        'script="${@: -1}"\n'
+        'range=$(printf "%s\\n" "$@" | sed -n "s/^--array=\\([0-9]*\\)-\\([0-9]*\\).*/\\1 \\2/p")\n'
+        "rc=0\n"
+        "for i in $(seq $range); do SLURM_ARRAY_TASK_ID=$i bash \"$script\" || rc=1; done\n"
+        'echo 1234; exit $rc\n'
+    )
+    sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    log = tmp_path / "logs" / "s.JOB.log"
+    r = run("csst_espnet.bin.launch", "--backend", "slurm", "--gpu", "1", "--mem", "2G", "--slurm_opts",
+            "--partition=debug --account=me", "JOB=1:3", log, "echo", "task JOB", env=env)
+    assert r.returncode == 0, r.stderr
+    for j in (1, 2, 3):
+        assert f"task {j}" in (tmp_path / "logs" / f"s.{j}.log").read_text()
+    args = (bin_dir / "sbatch_args").read_text()
+    assert "--array=1-3" in args and "--gres=gpu:1" in args and "--mem=2G" in args
+    assert "--partition=debug" in args and "--account=me" in args and "--wait" in args
+    r = run("csst_espnet.bin.launch", "--backend", "slurm", "JOB=1:2", tmp_path / "f.JOB.log", "exit $((JOB - 1))",
+            env=env)
+    assert r.returncode == 1 and "f.2.log" in r.stderr
+
+
+# ------------------------------------------------------------------------------------ format_audio
+def test_format_audio_resamples_cuts_and_reports_unreadable(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    rec = np.sin(2 * np.pi * 440 * np.arange(3 * 8000) / 8000).astype(np.float32) * 0.5
+    soundfile.write(src / "rec1.wav", np.stack([rec, rec * 0], 1), 8000)  # stereo, 8 kHz
+    soundfile.write(src / "rec2.flac", rec, 8000)
+    (src / "wav.scp").write_text(f"rec1 {src}/rec1.wav\nrec2 {src}/rec2.flac\nrec3 {src}/missing.wav\n")
+    (src / "segments").write_text("spk-a rec1 0.0 1.0\nspk-b rec1 1.0 2.5\nspk-c rec2 0.5 1.0\nspk-d rec3 0 1\n")
+    for name, value in (("text", "hello"), ("utt2lang", "en"), ("utt2task", "asr")):
+        (src / name).write_text("".join(f"spk-{x} {value}\n" for x in "abcd"))
+    (src / "utt2spk").write_text("".join(f"spk-{x} spk\n" for x in "abcd"))
+    out = tmp_path / "out"
+    counts = format_audio.format_dir(str(src), str(out), fs=16000, nj=2, progress=False)
+    assert counts == {"utterances": 4, "formatted": 3, "errors": 1, "clipped": 0}
+    d = kd.DataDir.read(str(out))
+    assert not d.has_segments and sorted(d.utt["wav.scp"]) == ["spk-a", "spk-b", "spk-c"]
+    assert d.utt["utt2num_samples"] == {"spk-a": "16000", "spk-b": "24000", "spk-c": "8000"}
+    x, rate = soundfile.read(d.utt["wav.scp"]["spk-b"])
+    assert rate == 16000 and x.ndim == 1 and len(x) == 24000
+    assert "spk-d" in d.utt["text"]  # text stays: stage 4 reports the missing audio
+    assert "spk-d" in (out / "format_errors.txt").read_text()
+    res = kd.validate(str(out), fs=16000, progress=False)
+    assert any(i.utt == "spk-d" and i.kind == "missing_id" for i in res.issues)
+
+
+def test_format_audio_reads_pipes(tmp_path):
+    d = small_dir(tmp_path / "src", 2)
+    wav = kd.read_table(str(d / "wav.scp"))
+    kd.write_table(str(d / "wav.scp"), {u: f"cat {p} |" for u, p in wav.items()})
+    out = tmp_path / "out"
+    assert run("csst_espnet.bin.format_audio", "--nj", 1, d, out).returncode == 0
+    assert len(kd.read_table(str(out / "wav.scp"))) == 2
+
+
+# ----------------------------------------------------------------------------------- speed_perturb
+def test_speed_perturb(tmp_path):
+    d = small_dir(tmp_path / "src", 4)
+    out = tmp_path / "sp"
+    counts = speed_perturb.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1], nj=2)
+    assert counts == {"utterances": 12, "perturbed": 8}
+    p = kd.DataDir.read(str(out))
+    assert kd.validate(str(out), required=("wav.scp", "utt2spk", "text"), progress=False).ok
+    n = 8000  # 0.5 s at 16 kHz
+    assert p.utt["utt2num_samples"]["spk0-u0"] == str(n)
+    fast = int(p.utt["utt2num_samples"]["sp1.1-spk0-u0"])
+    slow = int(p.utt["utt2num_samples"]["sp0.9-spk0-u0"])
+    assert abs(fast - n / 1.1) <= 2 and abs(slow - n / 0.9) <= 2
+    assert p.utt["utt2spk"]["sp0.9-spk0-u0"] == "sp0.9-spk0"
+    assert p.utt["text"]["sp1.1-spk1-u1"] == p.utt["text"]["spk1-u1"]
+    with pytest.raises(ValueError):
+        speed_perturb.parse_factors("0.9,x")
+
+
+# --------------------------------------------------------------------------------------- tokenizer
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    from csst_espnet.bin.make_tokenizer import make_tokenizer, prompt_sentences
+
+    out = tmp_path_factory.mktemp("tok")
+    sentences = SENTENCES * 3 + ["我们在测试集上评估模型", "the loss function of the decoder"]
+    sentences += prompt_sentences("en", ["zh", "en", "cs"], 30)
+    make_tokenizer(str(out), sentences, vocab_size=1000)  # more than the text supports: capped
+    return out
+
+
+def test_tokenizer_round_trip_and_specials(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == ("<s>", "</s>", "<pad>", "<unk>")
+    assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}) == 4
+    # characters never seen in training come back through byte fallback
+    for text in ["我们 用 gradient descent 来 训练 这个 model", "今天 天气 很好 Zürich", "Transcribe the speech.\n"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids) == text
+    info = json.loads((tokenizer_dir / "make_tokenizer.json").read_text())
+    assert info["vocab_size"] == len(tok) and info["vocab_size"] < 1000
+
+
+def test_make_tokenizer_cli(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(SENTENCES) + "\n")
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("我们 用 模型\twe use the model\n")
+    r = run("csst_espnet.bin.make_tokenizer", "--out_dir", tmp_path / "tok", "--text", text, "--tsv", tsv,
+            "--vocab_size", 300, "--prompt_repeat", 2)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "tok" / "tokenizer.json").exists() and (tmp_path / "tok" / "spm.model").exists()
+    r = run("csst_espnet.bin.make_tokenizer", "--out_dir", tmp_path / "tok2")
+    assert r.returncode == 1 and "no text" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------- text LM
+TINY_LM = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, steps=4,
+               batch_size=4, warmup_steps=2, valid_fraction=0.2)
+
+
+def test_text_lm_examples_follow_the_prompt_layout(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from csst_espnet.bin.train_text_lm import build_examples, source_language
+    from csst_espnet.text.prompt import PromptTemplate
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    template = PromptTemplate(tok)
+    ex = build_examples(tok, template, [("zh", "注意力 机制"), ("zh", "注意力 机制")],
+                        [("我们 用 model", "we use the model")])
+    kinds = [e.kind for e in ex]
+    assert kinds == ["lm", "asr", "st"]  # the repeated sentence counts once
+    st = ex[-1]
+    prompt = template.ids("st", "cs")
+    assert source_language("我们 用 model") == "cs" and source_language("我们") == "zh"
+    target = tok("we use the model", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert st.ids[: len(prompt)] == prompt and st.loss_from == len(prompt)
+    assert st.ids[st.target_from :] == target  # the target is laid out as the ST model's target
+    asr = ex[1]
+    assert asr.ids[: asr.loss_from] == template.ids("asr", "zh")
+
+
+def test_train_text_lm_saves_a_loadable_model(tmp_path, tokenizer_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    mono = tmp_path / "zh.txt"
+    mono.write_text("注意力 机制 很 重要\n今天 我们 讲 神经 网络\n")
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("".join(f"{s}\t{s}\n" for s in SENTENCES))
+    conf = tmp_path / "lm.yaml"
+    conf.write_text(yaml.safe_dump(TINY_LM))
+    out = tmp_path / "lm"
+    r = run("csst_espnet.bin.train_text_lm", "--tokenizer", tokenizer_dir, "--out_dir", out, "--config", conf,
+            "--mono", f"zh:{mono}", "--pairs", pairs, "--set", "steps=3")
+    assert r.returncode == 0, r.stderr
+    assert "text LM" in r.stderr and "loss=" in r.stderr  # the progress bar
+    info = json.loads((out / "train_text_lm.json").read_text())
+    assert info["config"]["steps"] == 3 and info["tokenizer_in_model_dir"]
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.model_type == "llama"
+    tok = AutoTokenizer.from_pretrained(out)
+    ref = AutoTokenizer.from_pretrained(tokenizer_dir)
+    text = "Translate the speech into English.\n我们 用 model"
+    assert tok(text)["input_ids"] == ref(text)["input_ids"]
+    with torch.no_grad():
+        assert model(**tok(text, return_tensors="pt")).logits.shape[-1] == len(tok)
+    r = run("csst_espnet.bin.train_text_lm", "--tokenizer", tokenizer_dir, "--out_dir", out, "--set", "arch=gpt")
+    assert r.returncode == 1 and "arch must be" in r.stderr
+
+
+def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_path, tokenizer_dir):
+    """transformers 5 loads Qwen2Tokenizer for every qwen2 model, whatever tokenizer was saved."""
+    from csst_espnet.bin.train_text_lm import train
+
+    mono = [("zh", "注意力 机制 很 重要"), ("en", "the loss goes down")]
+    info = train(dict(TINY_LM, arch="qwen2"), str(tokenizer_dir), str(tmp_path / "q"), mono, [], progress=False)
+    assert not info["tokenizer_in_model_dir"]
+    assert not (tmp_path / "q" / "tokenizer.json").exists() and (tmp_path / "q" / "config.json").exists()
+
+
+# ----------------------------------------------------------------------------------- recipe_utils
+def test_asr_dir_and_lm_text(tmp_path):
+    d = small_dir(tmp_path / "dev", 4)
+    (d / "text.2").write_text((d / "text").read_text())
+    recipe_utils.asr_dir(str(d), str(tmp_path / "dev_asr"))
+    a = kd.DataDir.read(str(tmp_path / "dev_asr"))
+    assert a.utt["text"] == kd.read_table(str(d / "src_text"))
+    assert set(a.utt["utt2task"].values()) == {"asr"} and "text.2" not in a.utt
+    counts = recipe_utils.lm_text(str(d), str(tmp_path / "lm"))
+    assert counts == {"mono.zh": 2, "pairs": 4}
+    assert (tmp_path / "lm" / "pairs.tsv").read_text().count("\t") == 4
+    (tmp_path / "nosrc").mkdir()
+    (tmp_path / "nosrc" / "text").write_text("a-1 x\n")
+    with pytest.raises(recipe_utils.RecipeError, match="no src_text"):
+        recipe_utils.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
+
+
+def test_union_dir_and_split_keys(tmp_path):
+    a = small_dir(tmp_path / "a", 4)
+    b = small_dir(tmp_path / "b", 2)  # the same ids with other audio files
+    n = recipe_utils.union_dir(str(tmp_path / "u"), [str(a), str(a)])
+    assert n == 4 and len(kd.read_table(str(tmp_path / "u" / "wav.scp"))) == 4
+    with pytest.raises(recipe_utils.RecipeError, match="different audio"):
+        recipe_utils.union_dir(str(tmp_path / "u2"), [str(a), str(b)])
+    paths = recipe_utils.split_keys(str(a / "wav.scp"), 3, str(tmp_path / "k" / "keys"))
+    lines = [p_.read_text().splitlines() for p_ in map(Path, paths)]
+    assert [len(x) for x in lines] == [1, 1, 2] and sum(lines, []) == (a / "wav.scp").read_text().splitlines()
+    with pytest.raises(recipe_utils.RecipeError):
+        recipe_utils.split_keys(str(a / "wav.scp"), 5, str(tmp_path / "k" / "x"))
+
+
+def test_merge_decode(tmp_path):
+    keys = tmp_path / "wav.scp"
+    keys.write_text("a-1 x\na-2 x\na-3 x\n")
+    for j, lines in ((1, {"a-1": "hello", "a-2": ""}), (2, {"a-3": "world", "b-9": "other set"})):
+        out = tmp_path / f"output.{j}" / "1best_recog"
+        out.mkdir(parents=True)
+        (out / "text").write_text("".join(f"{k} {v}\n" for k, v in lines.items()))
+        (out / "score").write_text("".join(f"{k} -1.0\n" for k in lines))
+    parts = [str(tmp_path / "output.1"), str(tmp_path / "output.2")]
+    with pytest.raises(recipe_utils.RecipeError, match="not in"):
+        recipe_utils.merge_decode(str(keys), str(tmp_path / "m"), parts)
+    assert recipe_utils.merge_decode(str(keys), str(tmp_path / "m"), parts, subset=True) == 3
+    assert (tmp_path / "m" / "text").read_text() == "a-1\na-2\na-3 world\n".replace("a-1\n", "a-1 hello\n")
+    keys.write_text("a-1 x\na-2 x\na-3 x\na-4 x\n")
+    with pytest.raises(recipe_utils.RecipeError, match="1 utterances were not decoded, e.g. a-4"):
+        recipe_utils.merge_decode(str(keys), str(tmp_path / "m2"), parts, subset=True)
+
+
+def test_yaml2args_and_config_get(tmp_path):
+    conf = tmp_path / "decode.yaml"
+    conf.write_text("beam_size: 4\nbatch_size: 8\nflag: true\nmulti: [a, b]\nnone: null\n")
+    assert recipe_utils.yaml2args(str(conf)) == ["--beam_size", "4", "--batch_size", "8", "--flag", "true",
+                                                 "--multi", "a", "--multi", "b"]
+    conf.write_text("bad: two words\n")
+    with pytest.raises(recipe_utils.RecipeError, match="spaces"):
+        recipe_utils.yaml2args(str(conf))
+    conf.write_text("projector: moe\nprojector_conf: {groups: [zh, en], top_k: 2}\n")
+    assert recipe_utils.config_get(str(conf), "projector") == "moe"
+    assert recipe_utils.config_get(str(conf), "projector_conf.top_k") == "2"
+    assert recipe_utils.config_get(str(conf), "missing.key") == ""
+
+
+# ------------------------------------------------------------------------------------ make_results
+def _score(tmp_path, model, test_set, bleu, cs=True):
+    d = tmp_path / "exp" / model / "decode_x" / test_set
+    d.mkdir(parents=True)
+    subsets = {"all": {"num_utts": 3, "bleu": bleu, "chrf": 50.0}}
+    subsets["cs" if cs else "mono"] = {"num_utts": 3, "bleu": bleu, "chrf": 50.0, "en_word_recall": 80.0}
+    res = {"task": "st", "num_utts": 3, "num_refs": 2, "signatures": {"bleu": "nrefs:2|tok:13a"}, "subsets": subsets}
+    (d / "score.json").write_text(json.dumps(res))
+    ref1 = json.loads(json.dumps(res))
+    for s in ref1["subsets"].values():
+        s["bleu"] = bleu - 10
+    (d / "score_ref1.json").write_text(json.dumps(ref1))
+    return str(d)
+
+
+def test_make_results(tmp_path):
+    dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, "csst_train_phase3", "test_mono", 60.0, False),
+            _score(tmp_path, "csst_train_cs_only", "test_cs", 20.25)]
+    (tmp_path / "times.tsv").write_text("1\t50\tx\n10\t100\ty\n10\t90\tz\n")
+    md, js = tmp_path / "RESULTS.md", tmp_path / "exp" / "results.json"
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js),
+                              "--command", "./run.sh", "--stage_times", str(tmp_path / "times.tsv"), *dirs]) == 0
+    results = json.loads(js.read_text())
+    assert results["csst_train_phase3"]["test_cs"]["bleu"] == 55.5
+    assert results["csst_train_phase3"]["test_cs"]["bleu_ref1"] == 45.5
+    assert results["csst_train_cs_only"]["test_cs"]["subsets"]["cs"]["en_word_recall"] == 80.0
+    text = md.read_text()
+    assert "|csst_train_phase3|55.50 / 45.50|60.00 / 50.00|" in text
+    assert "|csst_train_cs_only|20.25 / 10.25|-|" in text
+    assert "|10|90|z|" in text and "|total|140||" in text
+    # entries of other models survive a later run that scores one model
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js), dirs[2]]) == 0
+    assert set(json.loads(js.read_text())) == {"csst_train_phase3", "csst_train_cs_only"}
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), str(tmp_path)]) == 1
