@@ -1,6 +1,7 @@
 """The recipe's shell layer: option parsing, setup.sh, and stage 4 (validation and dropping)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,10 @@ def test_csst_sh_and_run_sh_reject_unknown_options(tmp_path):
     assert r.returncode == 1 and "--skip_train takes true or false" in r.stderr
     r = bash(str(TEMPLATE / "csst.sh"), tmp_path, "--help")
     assert r.returncode == 0 and "--phase1_config" in r.stdout and "--cs_only_baseline" in r.stdout
+    # every option (a variable set before help_message) is listed by its name
+    defaults = (TEMPLATE / "csst.sh").read_text().split("\nSECONDS=0\n")[1].split("\nhelp_message=")[0]
+    names = re.findall(r"^([a-z][a-z0-9_]*)=", defaults, re.M)
+    assert len(names) > 50 and [n for n in names if not re.search(rf"--{n}\b", r.stdout)] == []
     recipe = REPO / "egs2" / "mini_cs" / "st1"
     r = bash("./run.sh", recipe, "--stage", "99", "--stop_stage", "98", "--bogus_opt", "1")
     assert r.returncode == 1 and "unknown option --bogus_opt" in r.stderr
@@ -98,6 +103,7 @@ def make_recipe(tmp_path: Path) -> Path:
         d = write_data_dir(raw / name, utts)
         (d / "speech_shape").unlink()
         ids = sorted(u[0] for u in utts)
+        (d / "src_text").write_text("".join(f"{u} 源 {u}\n" for u in ids))
         (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in ids))
         spk = {}
         for u in ids:
@@ -107,6 +113,8 @@ def make_recipe(tmp_path: Path) -> Path:
     (raw / "train" / "text").write_text(text)
     lang = (raw / "train" / "utt2lang").read_text().replace("spk0-u2 en", "spk0-u2 fr")
     (raw / "train" / "utt2lang").write_text(lang)
+    # dev is made into an ASR set (dev_asr): its utterances need a source transcript
+    (raw / "dev" / "src_text").write_text("spk0-u6 源 spk0-u6\nspk1-u7\n")
     return recipe
 
 
@@ -120,6 +128,7 @@ def test_stage4_stops_with_a_report_naming_the_utterances(tmp_path):
     assert r.returncode == 1
     assert "spk1-u1: empty_text" in r.stderr  # the report names the utterance and the problem
     assert "spk0-u2: unknown_language" in r.stderr
+    assert "spk1-u7: empty_text" in r.stderr and "src_text is needed to make dump/raw/dev_asr" in r.stderr
     assert "--drop_invalid true" in r.stderr
     report = (recipe / "dump" / "raw" / "train" / "validate_report.txt").read_text()
     assert "spk1-u1" in report and "2 invalid" in report
@@ -137,6 +146,17 @@ def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
     assert "dropped 2 utterances" in r.stderr
     train = (raw / "train_phase1" / "wav.scp").read_text()
     assert "spk1-u1" not in train and "spk0-u2" not in train and len(train.splitlines()) == 4
-    assert (raw / "dev_asr" / "utt2task").read_text().split()[1] == "asr"
+    assert [line.split("\t")[0] for line in (raw / "dev" / "dropped.txt").read_text().splitlines()] == ["spk1-u7"]
+    assert (raw / "dev_asr" / "utt2task").read_text().split() == ["spk0-u6", "asr"]
+    assert (raw / "dev_asr" / "text").read_text() == "spk0-u6 源 spk0-u6\n"
     assert (raw / "run.sh").exists() and "--stage 4 --stop_stage 4" in (raw / "run.sh").read_text()
     assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("4\t")
+
+
+def test_stage4_asr_valid_set_without_src_text_is_an_error(tmp_path):
+    recipe = make_recipe(tmp_path)
+    (recipe / "dump" / "raw" / "dev" / "src_text").unlink()
+    r = bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true")
+    assert r.returncode == 1
+    assert "dump/raw/dev/src_text:-: missing_file" in r.stderr
+    assert not (recipe / "dump" / "raw" / "dev_asr").exists()

@@ -269,12 +269,21 @@ def test_asr_dir_and_lm_text(tmp_path):
     a = kd.DataDir.read(str(tmp_path / "dev_asr"))
     assert a.utt["text"] == kd.read_table(str(d / "src_text"))
     assert set(a.utt["utt2task"].values()) == {"asr"} and "text.2" not in a.utt
+    # ST utterances: the source transcript is text of the speech language, the pair goes to pairs.tsv
     counts = recipe_utils.lm_text(str(d), str(tmp_path / "lm"))
-    assert counts == {"mono.zh": 2, "pairs": 4}
+    assert counts == {"mono.en": 2, "mono.zh": 2, "pairs": 4}
+    src, lang = kd.read_table(str(d / "src_text")), kd.read_table(str(d / "utt2lang"))
+    for lg in ("en", "zh"):
+        lines = (tmp_path / "lm" / f"mono.{lg}.txt").read_text().splitlines()
+        assert lines == [src[u] for u in src if lang[u] == lg]
     assert (tmp_path / "lm" / "pairs.tsv").read_text().count("\t") == 4
     (tmp_path / "nosrc").mkdir()
     (tmp_path / "nosrc" / "text").write_text("a-1 x\n")
     with pytest.raises(recipe_utils.RecipeError, match="no src_text"):
+        recipe_utils.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
+    (tmp_path / "nosrc" / "text").write_text("a-1 x\na-2 y\n")
+    (tmp_path / "nosrc" / "src_text").write_text("a-1 x\n")
+    with pytest.raises(recipe_utils.RecipeError, match="no transcript for 1 utterances: a-2"):
         recipe_utils.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
 
 

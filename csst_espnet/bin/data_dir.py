@@ -108,8 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             text = res.report()
             if args.drop_invalid and not res.ok:
                 after, dropped = kd.clean(dirname, res, **kw)
-                text += (f"\ndropped {len(dropped)} utterances "
-                         f"(listed in {os.path.join(dirname, 'dropped.txt')})")
+                text += (f"\ndropped {len(dropped)} utterances (listed in {os.path.join(dirname, 'dropped.txt')})"
+                         if dropped else "\nnothing dropped: dropping utterances cannot fix these problems")
                 if not after.ok:
                     text += "\nstill invalid after dropping:\n" + after.report()
                 res = after

@@ -5,8 +5,9 @@
         OUT = SRC as an ASR set: target ``text`` = ``src_text``, ``utt2task`` = asr
         (extra translation references ``text.N`` are left out).
     python -m csst_espnet.bin.recipe_utils lm_text DIR OUT
-        Text of a data dir for the text LM: ``OUT/mono.<lang>.txt`` (transcripts of monolingual
-        utterances, translations as text of the target language) and ``OUT/pairs.tsv``
+        Text of a data dir for the text LM: ``OUT/mono.<lang>.txt``, the transcripts of the
+        utterances whose speech is in one language <lang> (``text`` of ASR, ``src_text`` of ST
+        utterances; code-switched ``cs`` ones have none), and ``OUT/pairs.tsv``
         (``src_text<TAB>text`` of ST utterances).
     python -m csst_espnet.bin.recipe_utils union_dir OUT DIR [DIR ...]
         Every utterance of the DIRs once (wav.scp, text, utt2lang, utt2task, utt2spk); an id with
@@ -43,6 +44,10 @@ def asr_dir(src: str, out: str) -> int:
     d = kd.DataDir.read(src)
     if "src_text" not in d.utt:
         raise RecipeError(f"{src} has no src_text to make an ASR set from")
+    bad = [u for u in d.utt_ids() if not d.utt["src_text"].get(u, "").strip()]
+    if bad:
+        raise RecipeError(f"{src}/src_text: no transcript for {len(bad)} utterances: {' '.join(bad[:5])}"
+                          + (" ..." if len(bad) > 5 else ""))
     d.utt["text"] = dict(d.utt["src_text"])
     d.utt["utt2task"] = {u: "asr" for u in d.utt["text"]}
     for name in [n for n in d.utt if n.startswith("text.")]:
@@ -59,7 +64,6 @@ def lm_text(src: str, out: str) -> Dict[str, int]:
     task = d.utt.get("utt2task", {})
     mono: Dict[str, List[str]] = {}
     pairs: List[str] = []
-    tgt_langs = {lang[u] for u in text if task.get(u) == "asr" and lang.get(u) not in (None, "cs")}
     for u in d.utt_ids():
         if u not in text:
             continue
@@ -72,7 +76,6 @@ def lm_text(src: str, out: str) -> Dict[str, int]:
                 pairs.append(f"{src_text[u]}\t{text[u]}")
             if lg and lg != "cs" and u in src_text:
                 mono.setdefault(lg, []).append(src_text[u])
-    del tgt_langs
     os.makedirs(out, exist_ok=True)
     counts = {}
     for lg, lines in mono.items():

@@ -107,8 +107,10 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...",
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...",
   --train_sets "...", --valid_set SET, --test_sets "...",
-  --phase{1,2,3}_train_sets "...", --phase1_valid_set SET, --phase{1,2,3}_config YAML,
-  --phase{1,2,3}_tag TAG, --phase1_init_param PATH, --train_args "...", --phase{1,2,3}_args "...",
+  --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
+  --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
+  --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
+  --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
   --inference_use_lang true|false, --score_all_refs true|false, --routing_report true|false,
@@ -273,9 +275,16 @@ if run_stage 4; then
     _failed=()
     for _s in ${all_sets}; do
         _dir=${data_feats}/$(sp_name "${_s}")
-        log "validates ${_dir}, report in ${_dir}/validate_report.txt"
+        _required=wav.scp,utt2spk,text,utt2lang,utt2task
+        _why=
+        for _v in "${valid_set}" "${phase1_valid_set}"; do  # ASR copies (stage 4 below) need transcripts
+            if [[ "${_v}" == *_asr ]] && [ ! -d "data/${_v}" ] && [ "${_v%_asr}" = "${_s}" ]; then
+                _required+=,src_text; _why=" (src_text is needed to make ${data_feats}/${_v})"; break
+            fi
+        done
+        log "validates ${_dir}${_why}, report in ${_dir}/validate_report.txt"
         if ! ${python} -m csst_espnet.bin.data_dir validate "${_dir}" --min_dur "${min_wav_duration}" \
-                --max_dur "${max_wav_duration}" --languages "${languages}" --fs "${fs}" \
+                --max_dur "${max_wav_duration}" --languages "${languages}" --fs "${fs}" --required "${_required}" \
                 --drop_invalid "${drop_invalid}" --report "${_dir}/validate_report.txt" >/dev/null; then
             _failed+=("${_dir}")
         elif [ -s "${_dir}/dropped.txt" ]; then
@@ -345,7 +354,7 @@ if run_stage 6; then
         _opts=()
         for _s in ${all_train_sets}; do
             _d=${data_feats}/$(sp_name "${_s}")
-            # monolingual transcripts of monolingual ASR data, translation pairs of ST data
+            # transcripts of the monolingual (not cs) utterances per language, translation pairs of ST data
             ${python} -m csst_espnet.bin.recipe_utils lm_text "${_d}" "${text_lm_dir}/data/${_s}" >/dev/null
             for _f in "${text_lm_dir}/data/${_s}"/mono.*.txt; do
                 [ -s "${_f}" ] || continue
