@@ -17,11 +17,11 @@ $(STAMP): setup.py
 test: install
 	$(PY) -m pytest -q tests
 
-# Until the mini_cs recipe pipeline (egs2/mini_cs/st1/run.sh) lands, the demo synthesises the tiny
-# mini_cs corpus and runs the smallest end-to-end example: train with ESPnet's trainer, decode, reload.
+# The mini_cs recipe end to end on a CPU: synthesise the corpus, train the tokenizer and the stand-in
+# LLM, the three phases and the CS-only baseline, decode and score; then print the results table.
 demo: install
-	cd egs2/mini_cs/st1 && PYTHON=$(CURDIR)/$(PY) ./local/data.sh --preset tiny
-	$(PY) -m pytest -v tests/test_train_decode.py
+	cd egs2/mini_cs/st1 && PYTHON=$(CURDIR)/$(PY) ./run.sh --stop_stage 14
+	cat egs2/mini_cs/st1/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -160,3 +160,21 @@ def test_stage4_asr_valid_set_without_src_text_is_an_error(tmp_path):
     assert r.returncode == 1
     assert "dump/raw/dev/src_text:-: missing_file" in r.stderr
     assert not (recipe / "dump" / "raw" / "dev_asr").exists()
+
+
+def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
+    recipe = make_recipe(tmp_path)
+    raw = recipe / "dump" / "raw"
+    (raw / "test" / "src_text").unlink()
+    args = [*STAGE4, "--drop_invalid", "true", "--asr_test_sets", "test"]
+    r = bash("./csst.sh", recipe, *args)
+    assert r.returncode == 1
+    assert "dump/raw/test/src_text:-: missing_file" in r.stderr
+    assert "src_text is needed to make dump/raw/test_asr" in r.stderr
+    (raw / "test" / "src_text").write_text("spk0-u8 源 8\nspk1-u9 源 9\n")
+    r = bash("./csst.sh", recipe, *args)
+    assert r.returncode == 0, r.stderr
+    assert "reads dump/raw/test, writes dump/raw/test_asr (ASR: target = src_text)" in r.stderr
+    assert (raw / "test_asr" / "text").read_text() == "spk0-u8 源 8\nspk1-u9 源 9\n"
+    assert (raw / "test_asr" / "utt2task").read_text() == "spk0-u8 asr\nspk1-u9 asr\n"
+    assert (raw / "dev_asr" / "utt2task").exists()

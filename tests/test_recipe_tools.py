@@ -348,6 +348,38 @@ def _score(tmp_path, model, test_set, bleu, cs=True):
     return str(d)
 
 
+def _asr_score(tmp_path, model, test_set):
+    """score.json of csst_espnet.bin.score --task asr on a CS and a Mandarin utterance."""
+    from csst_espnet.metrics import scoring
+
+    d = tmp_path / "exp" / model / "decode_x" / test_set
+    d.mkdir(parents=True)
+    ref = {"s-1": "我们 用 gradient descent", "s-2": "今天 很好"}
+    hyp = {"s-1": "我们 用 gradient decent", "s-2": "今天 很好"}
+    res = scoring.score(hyp, [ref], task="asr", utt2lang={"s-1": "cs", "s-2": "zh"})
+    (d / "score.json").write_text(json.dumps(res))
+    return str(d)
+
+
+def test_make_results_asr_table(tmp_path):
+    dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _asr_score(tmp_path, "csst_train_phase3", "test_cs_asr"),
+            _asr_score(tmp_path, "csst_train_cs_only", "test_cs_asr")]
+    md, js = tmp_path / "RESULTS.md", tmp_path / "exp" / "results.json"
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js), *dirs]) == 0
+    entry = json.loads(js.read_text())["csst_train_phase3"]["test_cs_asr"]
+    # MER: 1 English word wrong of 3 Mandarin characters + 2 English words (s-1), none of 4 characters (s-2)
+    assert entry["mer"] == 11.11 and entry["subsets"]["cs"]["mer"] == 20.0
+    assert entry["subsets"]["cs"]["mer_en"] == 50.0 and entry["subsets"]["mono"]["mer_zh"] == 0.0
+    assert {"wer", "cer"} <= set(entry["subsets"]["mono"]) and "bleu" not in entry
+    text = md.read_text()
+    st, asr = text.split("## csst_train_phase3")[1].split("\n## ")[0].split("### ASR: WER/CER/MER")
+    assert "|test_cs|all|3|2|55.50|" in st and "test_cs_asr" not in st
+    assert "|test_cs_asr|all|2|" in asr and "|test_cs_asr|cs|1|" in asr and "|test_cs_asr|mono|1|" in asr
+    # comparisons where several models have the metric: ASR only here
+    assert "## Comparison (ST" not in text
+    assert "## Comparison (ASR: MER)" in text and "|csst_train_cs_only|11.11|" in text
+
+
 def test_make_results(tmp_path):
     dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, "csst_train_phase3", "test_mono", 60.0, False),
             _score(tmp_path, "csst_train_cs_only", "test_cs", 20.25)]

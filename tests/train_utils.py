@@ -1,11 +1,13 @@
-"""Run csst_train / csst_inference on a data dir, as a recipe would (subprocesses, real CLI)."""
+"""Run csst_train / csst_inference on a data dir, as a recipe would (subprocesses, real CLI);
+tiny models built in-process and saved as a training run leaves them."""
 
+import argparse
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import yaml
 
@@ -48,6 +50,32 @@ def tiny_config(llm: Path, whisper: Path, data: Path, **overrides) -> Dict:
     }
     config.update(overrides)
     return config
+
+
+def tiny_model_args(
+    llm: Path, whisper: Path, languages: Sequence[str] = ("zh", "en", "cs"), aux_losses: Sequence[Dict] = ()
+) -> argparse.Namespace:
+    """Parsed csst_train options of a tiny model (frozen Whisper, MLP projector, LLM with LoRA, ce_weight 0)."""
+    from csst_espnet.tasks.csst import CSSTTask
+
+    return CSSTTask.get_parser().parse_args([
+        "--encoder_conf", f"model_name_or_path={whisper}",
+        "--projector_conf", "{downsample_rate: 2, hidden_size: 32}",
+        "--llm_conf", f"{{model_name_or_path: {llm}, lora: {{r: 4, alpha: 8}}}}",
+        "--languages", yaml.safe_dump(list(languages), default_flow_style=True),
+        "--model_conf", "ce_weight=0",
+        "--aux_losses", yaml.safe_dump(list(aux_losses), default_flow_style=True),
+    ])
+
+
+def save_run(args: argparse.Namespace, model, config_file: Path, model_file: Path) -> None:
+    """Write ``config_file`` and ``model_file`` as csst_train writes config.yaml and *.pth."""
+    import torch
+
+    for path in (config_file, model_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
+    torch.save(model.state_dict(), model_file)
 
 
 def run_module(module: str, args: List[str], cwd: Path = None) -> str:

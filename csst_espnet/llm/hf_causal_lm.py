@@ -107,6 +107,11 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         return self.model.config.hidden_size
 
     @property
+    def vocab_size(self) -> int:
+        """Size of the output vocabulary (last dimension of the logits)."""
+        return self.model.get_output_embeddings().weight.size(0)
+
+    @property
     def embedding_dtype(self) -> torch.dtype:
         return self.model.get_input_embeddings().weight.dtype
 

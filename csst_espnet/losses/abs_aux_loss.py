@@ -17,6 +17,11 @@ class AuxLossInputs:
     languages: the task's language names; ``languages[lang[b]]`` is utterance b's label.
     task: (B,) task ids (indices into ``TASKS``), or None.
     ce_per_utt: (B,) mean target-token CE of each utterance.
+    logits: (B, L, V) float32 logits of the model at the positions predicting target tokens.
+    target_mask: (B, L) True at target tokens, False at padding.
+    model_inputs: the keyword arguments of ``ESPnetCSSTModel.target_logits`` for this batch
+        (speech, speech_lengths, text, prompt, prompt_lengths), so that a hook can run another
+        model of that class (e.g. a distillation teacher) on the same batch.
     """
 
     projector_aux: Dict[str, torch.Tensor]
@@ -24,6 +29,9 @@ class AuxLossInputs:
     languages: Tuple[str, ...]
     task: Optional[torch.Tensor] = None
     ce_per_utt: Optional[torch.Tensor] = None
+    logits: Optional[torch.Tensor] = None
+    target_mask: Optional[torch.Tensor] = None
+    model_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
     extra: Dict[str, torch.Tensor] = field(default_factory=dict)
 
 

@@ -1,62 +1,125 @@
 """Transition loss: the move from previous-phase data (monolingual ST) to code-switch ST.
 
-Mixture mode (DESIGN §2a): with utterances of both kinds in one training set, told apart by
-their language label (``cs`` = code-switch), the loss is
+Utterances of both kinds are in one training set, told apart by their language label
+(``cs`` = code-switch). Two modes (DESIGN §2), each used with ``model_conf.ce_weight: 0`` so
+that it replaces the plain CE; CE(cs) is the mean per-utterance CE of the batch's code-switch
+utterances, and a kind absent from a batch contributes nothing.
+
+Mixture mode (``mode: mixture``; options ``ramp_steps``, ``start``):
 
     L = (1 - λ) · CE(previous-phase utterances) + λ · CE(code-switch utterances),
 
-λ rising linearly from ``start`` to 1 over ``ramp_steps`` training steps. Each CE is the mean
-per-utterance CE of that kind in the batch; a kind absent from a batch contributes nothing.
-Use it with ``model_conf.ce_weight: 0`` so that it replaces the plain CE.
+λ rising linearly from ``start`` to 1 over ``ramp_steps`` training steps. Stats: ``<prefix>_lambda``,
+``<prefix>_ce_cs``, ``<prefix>_ce_prev``.
+
+Distill mode (``mode: distill``; options ``teacher_config``, ``teacher_model``, ``gamma``,
+``temperature``):
+
+    L = CE(code-switch utterances) + γ · τ² · KL(p_teacher ‖ p_student) on previous-phase utterances,
+
+p = softmax(logits / τ) over the vocabulary, the KL averaged over the target tokens of the
+previous-phase utterances. The teacher is the frozen previous-phase model (e.g. phase 2's
+``config.yaml`` and ``valid.acc.ave.pth``); it must share the student's tokenizer. Stats:
+``<prefix>_ce_cs``, ``<prefix>_kl``.
+
+Which to choose: mixture needs nothing but the data and costs nothing extra, but previous-phase
+data keep only the weight 1 - λ, which falls to 0, so what phase 2 learnt may drift away late in
+phase 3. Distill keeps the student's output distribution on previous-phase data close to the
+phase-2 model for the whole phase (γ sets how close) and learns from full teacher distributions
+rather than one reference, at the price of a teacher forward pass on the previous-phase part of
+every batch and a second model in memory.
 """
 
-from typing import Dict, Sequence, Tuple
+import os
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
 from csst_espnet.losses.abs_aux_loss import AbsAuxLoss, AuxLossInputs
 
+MODES = ("mixture", "distill")
+_MODE_OPTIONS = {
+    "mixture": ("ramp_steps", "start"),
+    "distill": ("teacher_config", "teacher_model", "gamma", "temperature"),
+}
+
 
 class TransitionLoss(AbsAuxLoss):
+    """Args: see the module docstring; options of the other mode are errors.
+
+    The distill teacher is held outside the module tree: it has no entry in ``parameters()``,
+    ``state_dict()`` or the optimizer, but follows the hook's device and dtype moves.
+    """
+
     def __init__(
         self,
         projector: torch.nn.Module,
         languages: Sequence[str],
         mode: str = "mixture",
-        ramp_steps: int = 1000,
-        start: float = 0.0,
+        ramp_steps: Optional[int] = None,
+        start: Optional[float] = None,
+        teacher_config: Optional[str] = None,
+        teacher_model: Optional[str] = None,
+        gamma: Optional[float] = None,
+        temperature: Optional[float] = None,
         cs_label: str = "cs",
         stat_prefix: str = "transition",
     ):
         super().__init__()
-        if mode != "mixture":
-            raise ValueError(f"transition mode '{mode}' is not available; available: mixture")
+        if mode not in MODES:
+            raise ValueError(f"transition mode '{mode}' is not available; available: {', '.join(MODES)}")
+        given = dict(ramp_steps=ramp_steps, start=start, teacher_config=teacher_config,
+                     teacher_model=teacher_model, gamma=gamma, temperature=temperature)
+        foreign = [k for k, v in given.items() if v is not None and k not in _MODE_OPTIONS[mode]]
+        if foreign:
+            raise ValueError(f"transition mode '{mode}' takes {list(_MODE_OPTIONS[mode])}, not {foreign}")
         if cs_label not in languages:
             raise ValueError(f"transition cs_label '{cs_label}' is not in languages {list(languages)}")
-        if ramp_steps < 1 or not 0.0 <= start <= 1.0:
-            raise ValueError(f"need ramp_steps >= 1 and 0 <= start <= 1, got {ramp_steps}, {start}")
+        self.mode = mode
         self.cs_index = list(languages).index(cs_label)
-        self.ramp_steps = ramp_steps
-        self.start = start
         self.prefix = stat_prefix
-        # Training steps taken; saved in checkpoints so that --resume continues the ramp.
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # Outside the module tree (see the class docstring); None in mixture mode.
+        object.__setattr__(self, "teacher", None)
+        if mode == "mixture":
+            self.ramp_steps = 1000 if ramp_steps is None else ramp_steps
+            self.start = 0.0 if start is None else start
+            if self.ramp_steps < 1 or not 0.0 <= self.start <= 1.0:
+                raise ValueError(f"need ramp_steps >= 1 and 0 <= start <= 1, got {self.ramp_steps}, {self.start}")
+            # Training steps taken; saved in checkpoints so that --resume continues the ramp.
+            self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        else:
+            self.gamma = 1.0 if gamma is None else gamma
+            self.temperature = 1.0 if temperature is None else temperature
+            if self.gamma < 0 or self.temperature <= 0:
+                raise ValueError(f"need gamma >= 0 and temperature > 0, got {self.gamma}, {self.temperature}")
+            object.__setattr__(self, "teacher", _load_teacher(teacher_config, teacher_model))
+
+    def _apply(self, fn, recurse=True):
+        # .to() / .cuda() / .half() on the student reach the teacher too.
+        if recurse and self.teacher is not None:
+            self.teacher._apply(fn)
+        return super()._apply(fn, recurse)
 
     def weight(self) -> float:
-        """λ at the current step."""
+        """λ at the current step (mixture mode)."""
         progress = min(1.0, float(self.step) / self.ramp_steps)
         return self.start + (1.0 - self.start) * progress
 
     def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         if inputs.lang is None or inputs.ce_per_utt is None:
             raise ValueError("the transition loss needs utt2lang in the training data (lang)")
-        lam = self.weight()
-        if self.training:
-            self.step += 1
         ce = inputs.ce_per_utt
         is_cs = inputs.lang == self.cs_index
         zero = ce.new_zeros(())
         ce_cs = ce[is_cs].mean() if is_cs.any() else zero
+        if self.mode == "distill":
+            kl = self._kl(inputs, ~is_cs) if (~is_cs).any() else zero
+            loss = ce_cs + self.gamma * kl
+            return loss, {f"{self.prefix}_ce_cs": ce_cs.detach(), f"{self.prefix}_kl": kl.detach()}
+
+        lam = self.weight()
+        if self.training:
+            self.step += 1
         ce_prev = ce[~is_cs].mean() if (~is_cs).any() else zero
         loss = (1.0 - lam) * ce_prev + lam * ce_cs
         stats = {
@@ -65,3 +128,41 @@ class TransitionLoss(AbsAuxLoss):
             f"{self.prefix}_ce_prev": ce_prev.detach(),
         }
         return loss, stats
+
+    def _kl(self, inputs: AuxLossInputs, rows: torch.Tensor) -> torch.Tensor:
+        """τ² · KL(teacher ‖ student), averaged over the target tokens of utterances ``rows`` (B,)."""
+        if inputs.logits is None or inputs.target_mask is None or not inputs.model_inputs:
+            raise ValueError("transition distill mode needs the model's logits, target_mask and model_inputs")
+        vocab = inputs.logits.size(-1)
+        if self.teacher.llm.vocab_size != vocab:
+            raise ValueError(
+                f"transition distill: the teacher's vocabulary has {self.teacher.llm.vocab_size} tokens, "
+                f"the student's {vocab}; the teacher must use the student's tokenizer"
+            )
+        batch = {k: v[rows] for k, v in inputs.model_inputs.items()}
+        batch["speech"] = batch["speech"][:, : int(batch["speech_lengths"].max())]
+        with torch.no_grad():
+            teacher_logits = self.teacher.target_logits(**batch)[0]  # (B', L, V)
+        # The N target tokens of those rows, in the same (row, position) order on both sides.
+        mask = inputs.target_mask[rows]  # (B', L)
+        tau = self.temperature
+        log_p_teacher = torch.log_softmax(teacher_logits[mask] / tau, dim=-1)  # (N, V)
+        student_logits = inputs.logits[inputs.target_mask & rows[:, None]]  # (N, V)
+        log_p_student = torch.log_softmax(student_logits / tau, dim=-1)
+        kl = torch.nn.functional.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="sum")
+        return tau**2 * kl / mask.sum().clamp(min=1)
+
+
+def _load_teacher(config_file: Optional[str], model_file: Optional[str]) -> torch.nn.Module:
+    """The frozen previous-phase model of distill mode (paths relative to the working directory)."""
+    # Imported here: the task module imports the loss registry, which imports this module.
+    from csst_espnet.tasks.csst import CSSTTask
+
+    for option, path in (("teacher_config", config_file), ("teacher_model", model_file)):
+        if path is None:
+            raise ValueError(f"transition mode 'distill' needs {option} (e.g. exp/<phase-2 exp>/...)")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"transition distill: {option} {path} does not exist (working directory {os.getcwd()})"
+            )
+    return CSSTTask.build_frozen_model(config_file, model_file)

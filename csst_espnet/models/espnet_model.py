@@ -102,6 +102,27 @@ class ESPnetCSSTModel(AbsESPnetModel):
             mask[b, start:] = 1
         return out, mask
 
+    def target_logits(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: torch.Tensor,
+        prompt: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Float32 logits (B, L, V) at the positions that predict each token of ``text`` (B, L),
+        padded with ``ignore_id``, and the projector's aux dict."""
+        speech_embeds, speech_embed_lengths, projector_aux = self.encode(speech, speech_lengths)
+        prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
+        target_mask = text != self.ignore_id  # (B, L)
+        target_embeds = self.llm.embed(text.masked_fill(~target_mask, 0))
+        inputs = torch.cat([prefix, target_embeds], dim=1)  # (B, P + L, H)
+        mask = torch.cat([prefix_mask, target_mask.long()], dim=1)
+        start = prefix.size(1)
+        positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
+        logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
+        return logits, projector_aux
+
     # ------------------------------------------------------------------ training
     def forward(
         self,
@@ -118,17 +139,12 @@ class ESPnetCSSTModel(AbsESPnetModel):
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         batch = speech.size(0)
-        speech_embeds, speech_embed_lengths, projector_aux = self.encode(speech, speech_lengths)
-        prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
-
         text = text[:, : int(text_lengths.max())]
         target_mask = text != self.ignore_id  # (B, L)
-        target_embeds = self.llm.embed(text.masked_fill(~target_mask, 0))
-        inputs = torch.cat([prefix, target_embeds], dim=1)  # (B, P + L, H)
-        mask = torch.cat([prefix_mask, target_mask.long()], dim=1)
-        start = prefix.size(1)
-        positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
-        logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
+        model_inputs = dict(
+            speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
+        )
+        logits, projector_aux = self.target_logits(**model_inputs)  # (B, L, V)
 
         token_ce = torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
@@ -146,6 +162,9 @@ class ESPnetCSSTModel(AbsESPnetModel):
                 languages=self.languages,
                 task=None if task is None else task[:, 0],
                 ce_per_utt=token_ce.sum(1) / target_mask.sum(1).clamp(min=1),
+                logits=logits,
+                target_mask=target_mask,
+                model_inputs=model_inputs,
             )
             loss = loss + self._aux_loss(inputs_for_aux, batch, stats)
         stats["loss"] = loss.detach()

@@ -186,3 +186,19 @@ class CSSTTask(AbsTask):
             aux_loss_weights=aux_weights,
             **args.model_conf,
         )
+
+    @classmethod
+    def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:
+        """A trained model as a frozen reference (e.g. a distillation teacher), on the CPU.
+
+        Built from its training ``config.yaml`` without its auxiliary losses (it only gives
+        logits); its weights are loaded strictly, frozen pretrained weights excepted (they
+        come back from their pretrained source). Eval mode, no parameter requires grad.
+        """
+        with open(config_file, encoding="utf-8") as f:
+            args = argparse.Namespace(**yaml.safe_load(f))
+        args.aux_losses = []
+        model = cls.build_model(args)
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        return model.eval().requires_grad_(False)

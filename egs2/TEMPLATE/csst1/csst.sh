@@ -52,7 +52,7 @@ nbpe=800              # sentencepiece vocabulary size
 tokenizer_text=       # extra text files for the tokenizer and the text LM ("LANG:FILE" or FILE)
 tokenizer_pairs=      # extra translation pair files (TSV source<TAB>target)
 use_text_lm=false     # stage 6: train a small causal LM on the corpus text and use it as the LLM
-text_lm_config=conf/train_text_lm.yaml
+text_lm_config=conf/text_lm.yaml
 text_lm_dir=          # stage 6 output (default: ${expdir}/text_lm)
 text_lm_args=         # more options of csst_espnet.bin.train_text_lm
 
@@ -60,6 +60,8 @@ text_lm_args=         # more options of csst_espnet.bin.train_text_lm
 train_sets="train"    # every training set (formatted in stage 3)
 valid_set=dev         # validation set of phases 2 and 3
 test_sets="test"      # sets decoded in stage 13
+asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER): stage 4 makes <set>_asr from <set>
+                      # (text := src_text, utt2task := asr; <set> must have src_text)
 phase1_train_sets=    # training data of each phase (default: train_sets)
 phase2_train_sets=
 phase3_train_sets=
@@ -85,7 +87,7 @@ decode_phases="3"     # phases whose models are decoded and scored
 inference_config=conf/decode.yaml
 inference_args=       # more csst_inference options
 inference_model=valid.acc.ave.pth
-inference_use_lang=true  # pass utt2lang / utt2task of the test sets to decoding
+inference_use_lang=true  # pass utt2lang / utt2task of the test sets to decoding (utt2task of <set>_asr always)
 score_all_refs=true   # BLEU over text, text.2, ... of the test sets (BLEU with text alone is reported too)
 routing_report=true   # routing report of MoE projectors (stage 14)
 results_md=RESULTS.md
@@ -106,7 +108,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...",
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...",
-  --train_sets "...", --valid_set SET, --test_sets "...",
+  --train_sets "...", --valid_set SET, --test_sets "...", --asr_test_sets "...",
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
@@ -177,7 +179,19 @@ all_train_sets=$(echo ${phase1_train_sets} ${phase2_train_sets} ${phase3_train_s
 base_valid_sets=$(for _s in "${valid_set}" "${phase1_valid_set}"; do
     if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then echo "${_s%_asr}"; else echo "${_s}"; fi
 done | awk 'NF && !seen[$0]++' | tr '\n' ' ')
-all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} ${asr_test_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+asr_test_names=$(for _s in ${asr_test_sets}; do echo "${_s}_asr"; done | tr '\n' ' ')
+# the sets whose ASR copy <set>_asr stage 4 makes: "<set>_asr" validation sets without a data/<set>_asr of
+# their own, and the ASR test sets
+asr_copy_sets() {
+    local _v
+    {
+        for _v in "${valid_set}" "${phase1_valid_set}"; do
+            if [[ "${_v}" == *_asr ]] && [ ! -d "data/${_v}" ]; then echo "${_v%_asr}"; fi
+        done
+        echo ${asr_test_sets}
+    } | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' '
+}
 
 # train data names of a phase: dump/raw/<name> combines its sets
 phase_train_name() { echo "train_phase$1"; }
@@ -277,11 +291,9 @@ if run_stage 4; then
         _dir=${data_feats}/$(sp_name "${_s}")
         _required=wav.scp,utt2spk,text,utt2lang,utt2task
         _why=
-        for _v in "${valid_set}" "${phase1_valid_set}"; do  # ASR copies (stage 4 below) need transcripts
-            if [[ "${_v}" == *_asr ]] && [ ! -d "data/${_v}" ] && [ "${_v%_asr}" = "${_s}" ]; then
-                _required+=,src_text; _why=" (src_text is needed to make ${data_feats}/${_v})"; break
-            fi
-        done
+        if [[ " $(asr_copy_sets) " == *" ${_s} "* ]]; then  # ASR copies (made below) need transcripts
+            _required+=,src_text; _why=" (src_text is needed to make ${data_feats}/${_s}_asr)"
+        fi
         log "validates ${_dir}${_why}, report in ${_dir}/validate_report.txt"
         if ! ${python} -m csst_espnet.bin.data_dir validate "${_dir}" --min_dur "${min_wav_duration}" \
                 --max_dur "${max_wav_duration}" --languages "${languages}" --fs "${fs}" --required "${_required}" \
@@ -303,11 +315,9 @@ if run_stage 4; then
         fi
         exit 1
     fi
-    for _s in "${valid_set}" "${phase1_valid_set}"; do
-        if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then
-            log "reads ${data_feats}/${_s%_asr}, writes ${data_feats}/${_s} (ASR: target = src_text)"
-            ${python} -m csst_espnet.bin.recipe_utils asr_dir "${data_feats}/${_s%_asr}" "${data_feats}/${_s}"
-        fi
+    for _s in $(asr_copy_sets); do
+        log "reads ${data_feats}/${_s}, writes ${data_feats}/${_s}_asr (ASR: target = src_text)"
+        ${python} -m csst_espnet.bin.recipe_utils asr_dir "${data_feats}/${_s}" "${data_feats}/${_s}_asr"
     done
     for _p in 1 2 3; do
         _sets=phase${_p}_train_sets
@@ -489,42 +499,53 @@ decode_exps() {  # the experiment directories decoded and scored
     if "${cs_only_baseline}"; then echo "${cs_only_exp}"; fi
 }
 
+decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over the SETs -> EXP/<decode tag>/<set>
+    local _exp=$1 _logdir=$2 _with_task=$3 _s _dirs=() _data _n _nj _data_opts
+    shift 3
+    for _s in "$@"; do _dirs+=("${data_feats}/${_s}"); done
+    rm -rf "${_logdir}"
+    mkdir -p "${_logdir}"
+    _data=${_logdir}/data
+    ${python} -m csst_espnet.bin.recipe_utils union_dir "${_data}" "${_dirs[@]}" >/dev/null
+    _n=$(wc -l < "${_data}/wav.scp")
+    _nj=$(min "${inference_nj}" "${_n}")
+    ${python} -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
+    _data_opts="--data_path_and_name_and_type ${_data}/wav.scp,speech,sound"
+    if "${inference_use_lang}"; then
+        _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
+    fi
+    if "${inference_use_lang}" || "${_with_task}"; then
+        _data_opts+=" --data_path_and_name_and_type ${_data}/utt2task,task,text"
+    fi
+    log "reads $* (${_n} utterances) and ${_exp}/${inference_model}, writes ${_exp}/${inference_tag}/<set>," \
+        "${_nj} jobs, logs ${_logdir}/inference.*.log"
+    # shellcheck disable=SC2086
+    ${_cmd} --num_threads "${inference_num_threads}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
+        ${python} -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
+            --st_train_config "${_exp}/config.yaml" --st_model_file "${_exp}/${inference_model}" \
+            ${_data_opts} --key_file "${_logdir}/keys.JOB.scp" --output_dir "${_logdir}/output.JOB" \
+            ${_conf_args} ${inference_args} \
+        || { log "decoding failed:\n$(tail -n 20 "${_logdir}"/inference.*.log)"; exit 1; }
+    for _s in "$@"; do
+        ${python} -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
+            "${_exp}/${inference_tag}/${_s}" "${_logdir}"/output.*
+        write_resume "${_exp}/${inference_tag}/${_s}" 13
+    done
+}
+
 if run_stage 13; then
-    stage_begin 13 "Decoding ${test_sets} with $(decode_exps | tr '\n' ' ')"
+    stage_begin 13 "Decoding ${test_sets} ${asr_test_names}with $(decode_exps | tr '\n' ' ')"
     if "${gpu_inference}"; then _cmd="${cuda_cmd} --gpu 1"; _ngpu=1; else _cmd="${decode_cmd}"; _ngpu=0; fi
     _conf_args=$(${python} -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
-    _test_dirs=()
-    for _s in ${test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
     for _exp in $(decode_exps); do
-        # every test set in one job array (utterance ids are unique over the test sets), split back after
-        _root=${_exp}/${inference_tag}
-        _logdir=${_root}/logdir
-        rm -rf "${_logdir}"
-        mkdir -p "${_logdir}"
-        ${python} -m csst_espnet.bin.recipe_utils union_dir "${_logdir}/data" "${_test_dirs[@]}" >/dev/null
-        _data=${_logdir}/data
-        _n=$(wc -l < "${_data}/wav.scp")
-        _nj=$(min "${inference_nj}" "${_n}")
-        ${python} -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
-        _data_opts="--data_path_and_name_and_type ${_data}/wav.scp,speech,sound"
-        if "${inference_use_lang}"; then
-            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
-            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2task,task,text"
-        fi
-        log "reads ${test_sets} (${_n} utterances) and ${_exp}/${inference_model}, writes ${_root}/<test set>," \
-            "${_nj} jobs, logs ${_logdir}/inference.*.log"
+        # the test sets in one job array (utterance ids are unique over them), split back after; their
+        # ASR copies share the ids, so they have a job array of their own
         # shellcheck disable=SC2086
-        ${_cmd} --num_threads "${inference_num_threads}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
-            ${python} -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
-                --st_train_config "${_exp}/config.yaml" --st_model_file "${_exp}/${inference_model}" \
-                ${_data_opts} --key_file "${_logdir}/keys.JOB.scp" --output_dir "${_logdir}/output.JOB" \
-                ${_conf_args} ${inference_args} \
-            || { log "decoding failed:\n$(tail -n 20 "${_logdir}"/inference.*.log)"; exit 1; }
-        for _s in ${test_sets}; do
-            ${python} -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
-                "${_root}/${_s}" "${_logdir}"/output.*
-            write_resume "${_root}/${_s}" 13
-        done
+        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" false ${test_sets}
+        if [ -n "${asr_test_names}" ]; then
+            # shellcheck disable=SC2086
+            decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir_asr" true ${asr_test_names}
+        fi
     done
     stage_end 13
 fi
@@ -549,6 +570,16 @@ if run_stage 14; then
                 > "${_dir}/score.txt"
             ${python} -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
                 > "${_dir}/score_ref1.txt"
+            cat "${_dir}/score.txt" >&2
+            _score_dirs+=("${_dir}")
+        done
+        for _s in ${asr_test_names}; do  # WER/CER/MER against the transcripts
+            _data=${data_feats}/${_s}
+            _dir=${_exp}/${inference_tag}/${_s}
+            [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
+            log "reads ${_dir}/text and ${_data}/text (transcripts), writes ${_dir}/score.{json,txt}"
+            ${python} -m csst_espnet.bin.score --hyp "${_dir}/text" --ref "${_data}/text" --task asr \
+                --utt2lang "${_data}/utt2lang" --out_json "${_dir}/score.json" > "${_dir}/score.txt"
             cat "${_dir}/score.txt" >&2
             _score_dirs+=("${_dir}")
         done

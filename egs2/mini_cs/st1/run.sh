@@ -2,10 +2,10 @@
 # mini_cs: synthetic Mandarin-English code-switch lectures -> English, made locally with eSpeak NG.
 # Everything runs on a CPU; the LLM is a small causal LM trained on the corpus text (stage 6).
 #
-#   ./run.sh                       # the demo: data, tokenizer, text LM, 3 phases, decoding, scoring
+#   ./run.sh                       # the demo: data, tokenizer, text LM, 3 phases, decoding, ST and ASR scoring
 #   ./run.sh --preset tiny         # CI size: a few utterances, one short epoch per phase
 #   ./run.sh --stage 13            # any csst.sh option; the command line wins
-#   ./run.sh --cs_only_baseline true --stage 9   # + the baseline trained on train_cs only
+#   ./run.sh --cs_only_baseline false   # without the baseline trained on train_cs only (phase 3 alone)
 set -euo pipefail
 
 preset=demo   # tiny | demo: corpus size (local/data.sh) and training configs (conf/ or conf/tiny/)
@@ -45,14 +45,16 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --phase3_train_sets "train_asr_zh train_asr_en train_st_zh train_cs" \
     --valid_set dev \
     --test_sets "test_cs test_mono" \
+    --asr_test_sets "test_cs test_mono" \
     --tokenizer_text "zh:data/lm_text/zh.txt en:data/lm_text/en.txt" \
     --tokenizer_pairs data/lm_text/zh2en.tsv \
     --nbpe 800 \
     --use_text_lm true \
-    --text_lm_config "${conf}/train_text_lm.yaml" \
+    --text_lm_config "${conf}/text_lm.yaml" \
     --phase1_config "${conf}/train_phase1.yaml" \
     --phase2_config "${conf}/train_phase2.yaml" \
     --phase3_config "${conf}/train_phase3.yaml" \
+    --cs_only_baseline true \
     --cs_only_config "${conf}/train_cs_only.yaml" \
     --inference_config "${conf}/decode.yaml" \
     "${args[@]}"
