@@ -171,3 +171,16 @@ def test_cli_end_to_end(tmp_path):
     assert set(res["subsets"]) == {"all", "cs", "mono"}
     assert res["src_text"] == os.path.join(str(d), "src_text")
     assert res["subsets"]["cs"]["en_word_recall"] == pytest.approx(75.0)
+
+
+def test_english_inserted_into_a_mandarin_reference(tmp_path):
+    """No English reference words: MER-en has no rate; the table prints "-", results.json null."""
+    from csst_espnet.bin import make_results
+
+    res = scoring.score({"z-1": "今天 很好 model"}, [{"z-1": "今天 很好"}], task="asr", utt2lang={"z-1": "zh"})
+    assert res["subsets"]["all"]["mer_by_lang"]["en"]["rate"] is None
+    row = scoring.format_table(res).splitlines()[1].split()
+    assert row[0] == "all" and float(row[5]) == 0.0 and row[6] == "-"  # MER-zh, MER-en
+    (tmp_path / "score.json").write_text(json.dumps(res))
+    sub = make_results.entry(str(tmp_path))["subsets"]["all"]
+    assert sub["mer_en"] is None and sub["mer_zh"] == 0.0 and sub["mer"] == 25.0  # 1 insertion, 4 characters

@@ -49,7 +49,7 @@ def entry(score_dir: str) -> Dict:
         out["signatures"] = full.get("signatures", {})
     else:
         for k in ("wer", "cer", "mer"):
-            out[k] = round(all_[k]["rate"], 2)
+            out[k] = _round(all_[k]["rate"])
     subsets = {}
     for name, s in full["subsets"].items():
         sub = {"num_utts": s["num_utts"]}
@@ -58,9 +58,9 @@ def entry(score_dir: str) -> Dict:
                 sub[k] = round(s[k], 2)
         for k in ("wer", "cer", "mer"):
             if k in s:
-                sub[k] = round(s[k]["rate"], 2)
+                sub[k] = _round(s[k]["rate"])
         for lang, counts in s.get("mer_by_lang", {}).items():
-            sub[f"mer_{lang}"] = round(counts["rate"], 2)
+            sub[f"mer_{lang}"] = _round(counts["rate"])
         if ref1 is not None and name in ref1["subsets"] and "bleu" in ref1["subsets"][name]:
             sub["bleu_ref1"] = round(ref1["subsets"][name]["bleu"], 2)
         subsets[name] = sub
@@ -102,8 +102,13 @@ def _git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, timeout=10).stdout.strip()
         return proc.stdout.strip() + (" (with local changes)" if dirty else "") if proc.returncode == 0 else "-"
-    except Exception:
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout: the field says "-"
         return "-"
+
+
+def _round(rate: Optional[float]) -> Optional[float]:
+    """An error rate to 2 decimals; None stays None (errors against an empty reference)."""
+    return None if rate is None else round(rate, 2)
 
 
 def _fmt(x) -> str:

@@ -204,6 +204,11 @@ def default_src_text(ref_path: str) -> Optional[str]:
     return p if os.path.exists(p) else None
 
 
+def _fmt_rate(counts: Optional[Dict]) -> str:
+    """A rate with two decimals; "-" where there is none (no reference words of that language)."""
+    return "-" if counts is None or counts.get("rate") is None else f"{counts['rate']:.2f}"
+
+
 def format_table(result: Dict) -> str:
     lines = []
     if result["task"] == "st":
@@ -216,8 +221,7 @@ def format_table(result: Dict) -> str:
         lines.append(f"{'subset':<10} {'utts':>5} {'WER':>7} {'CER':>7} {'MER':>7} {'MER-zh':>7} {'MER-en':>7} {'EnRecall':>9} {'OffTgt%':>8}")
         for name, s in result["subsets"].items():
             mb = s.get("mer_by_lang", {})
-            zh = f"{mb['zh']['rate']:.2f}" if "zh" in mb else "-"
-            en = f"{mb['en']['rate']:.2f}" if "en" in mb else "-"
+            zh, en = (_fmt_rate(mb.get(lang)) for lang in ("zh", "en"))
             rec = f"{s['en_word_recall']:.2f}" if "en_word_recall" in s else "-"
             off = f"{s['off_target_rate']:.2f}" if "off_target_rate" in s else "-"
             lines.append(f"{name:<10} {s['num_utts']:>5} {s['wer']['rate']:>7.2f} {s['cer']['rate']:>7.2f} "
