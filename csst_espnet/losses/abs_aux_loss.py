@@ -22,6 +22,9 @@ class AuxLossInputs:
     model_inputs: the keyword arguments of ``ESPnetCSSTModel.target_logits`` for this batch
         (speech, speech_lengths, text, prompt, prompt_lengths), so that a hook can run another
         model of that class (e.g. a distillation teacher) on the same batch.
+    encoder_out, encoder_out_lens: (B, T, D) speech encoder output (before the projector), (B,).
+    phone_ali, phone_ali_lens: (B, F) frame phone ids (10 ms frames, -1 padded), (B,); None when
+        the data has no ``phone_ali`` column.
     """
 
     projector_aux: Dict[str, torch.Tensor]
@@ -32,7 +35,10 @@ class AuxLossInputs:
     logits: Optional[torch.Tensor] = None
     target_mask: Optional[torch.Tensor] = None
     model_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
-    extra: Dict[str, torch.Tensor] = field(default_factory=dict)
+    encoder_out: Optional[torch.Tensor] = None
+    encoder_out_lens: Optional[torch.Tensor] = None
+    phone_ali: Optional[torch.Tensor] = None
+    phone_ali_lens: Optional[torch.Tensor] = None
 
 
 class AbsAuxLoss(torch.nn.Module, ABC):

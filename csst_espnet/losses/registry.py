@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from csst_espnet.losses.frame_phone import FramePhoneLoss
 from csst_espnet.losses.routing import GlobalBalanceLoss, IntraGroupBalanceLoss, LanguageLoss, RouterZLoss
 from csst_espnet.losses.transition import TransitionLoss
 
@@ -26,15 +27,22 @@ AUX_LOSSES = {
     "global_balance": GlobalBalanceLoss,
     "z_loss": RouterZLoss,
     "transition": TransitionLoss,
+    "frame_phone": FramePhoneLoss,
 }
 
 _SPEC_KEYS = {"name", "weight", "conf", "key"}
 
 
 def build_aux_losses(
-    specs: Optional[Sequence[Dict[str, Any]]], projector: torch.nn.Module, languages: Sequence[str]
+    specs: Optional[Sequence[Dict[str, Any]]],
+    projector: torch.nn.Module,
+    languages: Sequence[str],
+    encoder_output_size: Optional[int] = None,
 ) -> Tuple[torch.nn.ModuleDict, Dict[str, float]]:
-    """Build the hooks of ``specs``: returns ``(ModuleDict key -> hook, dict key -> weight)``."""
+    """Build the hooks of ``specs``: returns ``(ModuleDict key -> hook, dict key -> weight)``.
+
+    Hooks with ``uses_encoder_output = True`` also get ``encoder_output_size``.
+    """
     hooks = torch.nn.ModuleDict()
     weights: Dict[str, float] = {}
     for i, spec in enumerate(specs or []):
@@ -56,6 +64,10 @@ def build_aux_losses(
         conf = dict(spec.get("conf") or {})
         conf.setdefault("stat_prefix", key)
         try:
+            if getattr(AUX_LOSSES[name], "uses_encoder_output", False):
+                if encoder_output_size is None:
+                    raise ValueError(f"aux loss '{key}' reads the encoder output: give encoder_output_size")
+                conf["encoder_output_size"] = encoder_output_size
             hooks[key] = AUX_LOSSES[name](projector=projector, languages=tuple(languages), **conf)
         except TypeError as e:
             raise ValueError(f"aux loss '{key}' ({AUX_LOSSES[name].__name__}): bad conf {conf}: {e}") from e

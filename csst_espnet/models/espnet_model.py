@@ -67,17 +67,21 @@ class ESPnetCSSTModel(AbsESPnetModel):
         exclude_frozen_pretrained(self)
 
     # ------------------------------------------------------------------ speech side
-    def encode(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """Waveform (B, S) -> speech embeddings (B, T', H), lengths (B,), projector aux."""
+    def encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Waveform (B, S) -> encoder output (B, T, D), lengths (B,)."""
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)
         if self.normalize is not None:
             feats, feats_lengths = self.normalize(feats, feats_lengths)
         enc, enc_lengths = self.encoder(feats, feats_lengths)[:2]
-        return self.projector(enc, enc_lengths)
+        return enc, enc_lengths
+
+    def encode(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """Waveform (B, S) -> speech embeddings (B, T', H), lengths (B,), projector aux."""
+        return self.projector(*self.encode_frames(speech, speech_lengths))
 
     def prefix_embeddings(
         self,
@@ -109,10 +113,11 @@ class ESPnetCSSTModel(AbsESPnetModel):
         text: torch.Tensor,
         prompt: torch.Tensor,
         prompt_lengths: torch.Tensor,
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Float32 logits (B, L, V) at the positions that predict each token of ``text`` (B, L),
-        padded with ``ignore_id``, and the projector's aux dict."""
-        speech_embeds, speech_embed_lengths, projector_aux = self.encode(speech, speech_lengths)
+        padded with ``ignore_id``; the projector's aux dict; the encoder output (B, T, D) and lengths."""
+        enc, enc_lengths = self.encode_frames(speech, speech_lengths)
+        speech_embeds, speech_embed_lengths, projector_aux = self.projector(enc, enc_lengths)
         prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
         target_mask = text != self.ignore_id  # (B, L)
         target_embeds = self.llm.embed(text.masked_fill(~target_mask, 0))
@@ -121,7 +126,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         start = prefix.size(1)
         positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
         logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
-        return logits, projector_aux
+        return logits, projector_aux, enc, enc_lengths
 
     # ------------------------------------------------------------------ training
     def forward(
@@ -136,6 +141,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
         lang_lengths: Optional[torch.Tensor] = None,
         task: Optional[torch.Tensor] = None,
         task_lengths: Optional[torch.Tensor] = None,
+        phone_ali: Optional[torch.Tensor] = None,
+        phone_ali_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         batch = speech.size(0)
@@ -144,7 +151,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         model_inputs = dict(
             speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
         )
-        logits, projector_aux = self.target_logits(**model_inputs)  # (B, L, V)
+        logits, projector_aux, enc, enc_lengths = self.target_logits(**model_inputs)  # logits (B, L, V)
 
         token_ce = torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
@@ -165,6 +172,10 @@ class ESPnetCSSTModel(AbsESPnetModel):
                 logits=logits,
                 target_mask=target_mask,
                 model_inputs=model_inputs,
+                encoder_out=enc,
+                encoder_out_lens=enc_lengths,
+                phone_ali=phone_ali,
+                phone_ali_lens=phone_ali_lengths,
             )
             loss = loss + self._aux_loss(inputs_for_aux, batch, stats)
         stats["loss"] = loss.detach()

@@ -154,7 +154,7 @@ class CSSTTask(AbsTask):
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        return ("lang", "task", "src_text")
+        return ("lang", "task", "src_text", "phone_ali")
 
     @classmethod
     @typechecked
@@ -174,7 +174,9 @@ class CSSTTask(AbsTask):
         projector = projector_choices.get_class(args.projector)(
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
-        aux_losses, aux_weights = build_aux_losses(args.aux_losses, projector, args.languages)
+        aux_losses, aux_weights = build_aux_losses(
+            args.aux_losses, projector, args.languages, encoder_output_size=encoder.output_size()
+        )
         return ESPnetCSSTModel(
             frontend=frontend,
             normalize=normalize,

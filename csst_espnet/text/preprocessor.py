@@ -1,7 +1,7 @@
 """Turns one utterance's raw data (ESPnet dataset output) into model inputs.
 
-In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings and
-``src_text``. Out: ``speech`` float32, ``text`` target token ids ending in EOS, ``prompt``
+In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings,
+``src_text`` and ``phone_ali`` (frame phone ids, passed on as int64). Out: ``speech`` float32, ``text`` target token ids ending in EOS, ``prompt``
 token ids rendered by :class:`PromptTemplate`, ``lang`` and ``task`` as one-element id arrays.
 """
 
@@ -58,6 +58,8 @@ class CSSTPreprocessor:
             if not text:
                 raise ValueError(f"utterance '{uid}': empty target text")
             out["text"] = np.asarray(self.template.target_ids(text), dtype=np.int64)
+        if "phone_ali" in data:  # frame phone ids (text_int), for the frame_phone loss
+            out["phone_ali"] = np.asarray(data["phone_ali"], dtype=np.int64)
         # src_text is kept in data directories for scoring and validation; the model reads
         # the target only, so it is not passed on.
         return out
