@@ -236,3 +236,67 @@ def test_module_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.data_dir", "validate", d],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "spkA-u2" in r.stderr and "empty_text" in r.stderr
+
+
+def add_phone_ali(d, frames=None):
+    """phone_ali of 1 s utterances: 100 frames of ids 0..4 (``frames``: other lengths per utterance)."""
+    ids = kd.DataDir.read(d).utt_ids()
+    kd.write_table(os.path.join(d, "phone_ali"),
+                   {u: " ".join(str(j % 5) for j in range((frames or {}).get(u, 100))) for u in ids})
+
+
+def test_phone_ali_is_validated_per_utterance(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    add_phone_ali(d, frames={"spkA-u1": 98, "spkA-u2": 103})  # 2 frames off is fine, 3 is not
+    res = kd.validate(d, progress=False)
+    assert kinds_for(res, "spkA-u2") == {"alignment_length"} and len(res.bad_utts()) == 1
+    assert os.path.join(d, "phone_ali") + ":2: utt spkA-u2: alignment_length: 103 frames" in res.report()
+    set_line(os.path.join(d, "phone_ali"), "spkA-u3", "spkA-u3 0 1 x 2")
+    set_line(os.path.join(d, "phone_ali"), "spkB-u1", "spkB-u1 0 -1 2")
+    set_line(os.path.join(d, "phone_ali"), "spkB-u2", "spkB-u2")
+    with open(os.path.join(d, "phone_ali")) as f:
+        rows = f.read().splitlines()
+    with open(os.path.join(d, "phone_ali"), "w") as f:  # spkA-u1 loses its alignment
+        f.write("\n".join(rows[1:]) + "\n")
+    res = kd.validate(d, progress=False)
+    assert kinds_for(res, "spkA-u1") == {"missing_id"}
+    assert kinds_for(res, "spkB-u2") == {"empty_alignment"}
+    report = res.report()
+    assert os.path.join(d, "phone_ali") + ":2: utt spkA-u3: bad_alignment: frame 2: 'x'" in report
+    assert os.path.join(d, "phone_ali") + ":3: utt spkB-u1: bad_alignment: frame 1: '-1'" in report
+    # without audio the duration comes from utt2dur
+    assert kinds_for(kd.validate(d, check_audio=False, progress=False), "spkA-u2") == {"alignment_length"}
+    assert cli.main(["validate", d, "--drop_invalid", "true"]) == 0
+    assert kd.DataDir.read(d).utt_ids() == []  # every utterance had a bad alignment
+    capsys.readouterr()
+
+
+def test_phone_ali_follows_subset_split_combine_and_fix(tmp_path):
+    a = make_dir(tmp_path, "a")
+    add_phone_ali(a)
+    ali = kd.read_table(os.path.join(a, "phone_ali"))
+    o = str(tmp_path / "sub")
+    assert cli.main(["subset", a, o, "--first", "2"]) == 0
+    assert kd.read_table(os.path.join(o, "phone_ali")) == {u: ali[u] for u in ("spkA-u1", "spkA-u2")}
+    dirs, _ = kd.write_split(a, 2)
+    assert [set(kd.read_table(os.path.join(p, "phone_ali"))) for p in dirs] == [
+        set(kd.DataDir.read(p).utt_ids()) for p in dirs]
+    b = make_dir(tmp_path, "b", spk_utts={"spkC": ["spkC-u1"]})
+    add_phone_ali(b)
+    out = str(tmp_path / "ab")
+    assert cli.main(["combine", out, a, b]) == 0
+    assert len(kd.read_table(os.path.join(out, "phone_ali"))) == 6 and kd.validate(out, progress=False).ok
+    os.remove(os.path.join(b, "phone_ali"))  # one input without alignments: left out
+    assert cli.main(["combine", out, a, b]) == 0
+    assert not os.path.exists(os.path.join(out, "phone_ali")) and kd.validate(out, progress=False).ok
+    set_line(os.path.join(a, "phone_ali"), "spkB-u1", "")  # fix drops an utterance without one
+    kd.fix(a)
+    assert "spkB-u1" not in kd.DataDir.read(a).utt_ids() and kd.validate(a, progress=False).ok
+
+
+def test_ali_frames_and_resampling():
+    assert kd.ali_num_frames(16000, 16000) == 100 and kd.ali_num_frames(16001, 16000) == 101
+    assert kd.ali_num_frames(22050, 22050) == 100 and kd.ali_num_frames(8000 * 3 + 1, 8000) == 301
+    ali = ["0"] * 4 + ["1"] * 4 + ["2"] * 2
+    assert kd.resample_ali(ali, 5) == ["0", "0", "1", "1", "2"]
+    assert kd.resample_ali(ali, 20) == ["0"] * 8 + ["1"] * 8 + ["2"] * 4

@@ -1,6 +1,8 @@
-"""The synthetic mini_cs corpus: eSpeak NG synthesis, determinism, set structure, held-out voices."""
+"""The synthetic mini_cs corpus: eSpeak NG synthesis, determinism, set structure, held-out voices,
+phone alignments."""
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -64,6 +66,9 @@ def test_same_seed_same_corpus(corpus):
     a, b, c = corpus
     ta, tb = _texts(a), _texts(b)
     assert ta.keys() == tb.keys() and ta == tb
+    for s in mini_cs.SET_NAMES:  # (compared above with every file; named here for clarity)
+        assert ta[f"{s}/phone_ali"] == tb[f"{s}/phone_ali"]
+    assert ta["local/phones.txt"] == tb["local/phones.txt"]
     ma, mb = _audio_md5(a), _audio_md5(b)
     assert ma == mb and len(ma) == sum(mini_cs.PRESETS["tiny"][s] for s in mini_cs.SET_NAMES)
     # another seed gives another corpus
@@ -78,7 +83,7 @@ def test_sets_files_sorted_and_valid(corpus):
         res = kd.validate(d, languages=["zh", "en", "cs"], fs=16000, min_dur=0.8, max_dur=6.0, progress=False)
         assert res.ok, res.report()
         assert len(kd.DataDir.read(d)) == mini_cs.PRESETS["tiny"][s]
-        for n in ("text", "src_text", "utt2lang", "utt2task", "utt2dur", "utt2spk", "spk2utt", "wav.scp"):
+        for n in ("text", "src_text", "utt2lang", "utt2task", "utt2dur", "utt2spk", "spk2utt", "wav.scp", "phone_ali"):
             with open(os.path.join(d, n), "rb") as f:
                 keys = [l.split(b" ")[0] for l in f.read().splitlines()]
             assert keys == sorted(keys) and len(keys) == len(set(keys)), (s, n)
@@ -145,6 +150,55 @@ def test_test_voices_and_sentences_held_out(corpus):
     with open(os.path.join(a, "lm_text", "zh2en.tsv"), encoding="utf-8") as f:
         seen |= {l.split("\t")[1] for l in f.read().splitlines()}
     assert held and not (held & seen)
+
+
+def test_phone_ali(corpus):
+    a = corpus[0]
+    with open(os.path.join(a, "local", "phones.txt"), encoding="utf-8") as f:
+        rows = [line.split() for line in f.read().splitlines()]
+    phones = {p: int(i) for p, i in rows}
+    assert rows[0] == ["sil", "0"] and [int(i) for _, i in rows] == list(range(len(rows)))
+    assert [p for p, _ in rows[1:]] == sorted(p for p, _ in rows[1:])
+    assert all(p.split(":", 1)[0] in ("zh", "en") and "'" not in p and "," not in p for p, _ in rows[1:])
+    with open(os.path.join(a, "local", "mini_cs_stats.json"), encoding="utf-8") as f:
+        assert json.load(f)["num_phones"] == len(phones) > 40
+    name = {i: p for p, i in phones.items()}
+    used = set()
+    for s in mini_cs.SET_NAMES:
+        d = os.path.join(a, s)
+        ali = kd.read_table(os.path.join(d, "phone_ali"))
+        wav, lang = kd.read_table(os.path.join(d, "wav.scp")), kd.read_table(os.path.join(d, "utt2lang"))
+        assert list(ali) == list(wav), s
+        for u, v in ali.items():
+            ids = [int(x) for x in v.split()]
+            assert all(0 <= i < len(phones) for i in ids), u
+            used |= set(ids)
+            assert abs(len(ids) - soundfile.info(wav[u]).frames / 160) <= 1, u  # 10 ms frames at 16 kHz
+            assert ids[:5] == [0] * 5 and ids[-5:] == [0] * 5, u  # the added lead and tail silence
+            langs = {name[i].split(":")[0] for i in ids if i != 0}
+            assert langs == ({"zh", "en"} if lang[u] == "cs" else {lang[u]}), (u, langs)
+            assert sum(i != 0 for i in ids) > len(ids) / 2, u  # mostly speech
+    assert used == set(range(len(phones)))  # the inventory is what the sets use
+
+
+def test_frame_labels_and_phone_events():
+    # 22050 Hz phones over a clip that is 0.3 s (30 frames) at 16 kHz; the last of equal starts counts
+    phones = [(0, "sil"), (2205, "zh:x"), (2205, "zh:a"), (4410, "sil")]
+    assert mini_cs.frame_labels(phones, 22050, 4800) == ["sil"] * 10 + ["zh:a"] * 10 + ["sil"] * 10
+    assert len(mini_cs.frame_labels(phones, 22050, 4801)) == 31  # a partial last frame counts
+    assert espeak.normalize_phone("'ong") == "ong" and espeak.normalize_phone(",eI") == "eI"
+    assert {espeak.normalize_phone(p) for p in ("_", "_:", "_|", "_!")} == {"sil"}
+    text = "we use gradient descent"
+    audio, ph = next(espeak.run_isolated(_synth_phones, [(text, "en-us")]))
+    assert audio.tobytes() == espeak.synthesize(text, "en-us", rate=175, pitch=50, seed=3).tobytes()
+    starts = [s for s, _ in ph]
+    assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < len(audio)
+    assert all(a != b for (_, a), (_, b) in zip(ph, ph[1:]))  # repeats merged
+    assert {"w", "u:", "g", "d"} <= {p for _, p in ph} and not any("'" in p or p.startswith("_") for _, p in ph)
+
+
+def _synth_phones(engine, job):
+    return engine.synth_phones(*job, seed=3)
 
 
 def test_generator_translations_and_code_switching():

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,44 @@ def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
     assert (raw / "test_asr" / "text").read_text() == "spk0-u8 源 8\nspk1-u9 源 9\n"
     assert (raw / "test_asr" / "utt2task").read_text() == "spk0-u8 asr\nspk1-u9 asr\n"
     assert (raw / "dev_asr" / "utt2task").exists()
+
+
+# ------------------------------------------------------------------------------------------ phone_ali
+def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
+    """data/<set>/phone_ali goes through stages 3-4 into the phase data; stage 10 passes it to csst_train
+    for the train (valid) data when every utterance has one, unless --use_phone_ali false."""
+    recipe = make_recipe(tmp_path)
+    raw = recipe / "dump" / "raw"
+    for name in ("train", "dev", "test"):  # as stage 1 output (wav.scp names audio under dump/raw/<set>/wav)
+        shutil.copytree(raw / name, recipe / "data" / name)
+    for name in ("train", "test"):  # 0.4 s utterances: 40 frames of 10 ms
+        ids = [line.split()[0] for line in (recipe / "data" / name / "wav.scp").read_text().splitlines()]
+        (recipe / "data" / name / "phone_ali").write_text("".join(f"{u} {' '.join(['0', '3'] * 20)}\n" for u in ids))
+    ali = (recipe / "data" / "test" / "phone_ali").read_text().replace("spk0-u8 0 3 0 3 0 3 ", "spk0-u8 ")
+    (recipe / "data" / "test" / "phone_ali").write_text(ali)  # 34 frames: more than 2 off
+    args = [*STAGE4, "--stage", "3", "--drop_invalid", "true"]
+    r = bash("./csst.sh", recipe, *args)
+    assert r.returncode == 0, r.stderr
+    assert "reads data/train, writes dump/raw/train (audio in dump/raw/train/data, phone_ali carried)" in r.stderr
+    kept = [line for line in (recipe / "data" / "train" / "phone_ali").read_text().splitlines()
+            if line.split()[0] not in ("spk0-u2", "spk1-u1")]  # the two invalid utterances are dropped
+    assert (raw / "train" / "phone_ali").read_text().splitlines() == kept
+    assert "spk0-u8\talignment_length: 34 frames" in (raw / "test" / "dropped.txt").read_text()
+    assert (raw / "train_phase1" / "phone_ali").exists() and not (raw / "dev_asr" / "phone_ali").exists()
+
+    fake = tmp_path / "fake_python"  # records the csst_train options, makes the model file
+    fake.write_text('#!/usr/bin/env bash\necho "$*" > "$(dirname "$0")/train_args"\n'
+                    'while [ "$1" != --output_dir ]; do shift; done; touch "$2/valid.acc.ave.pth"\n')
+    fake.chmod(0o755)
+    train = "--train_data_path_and_name_and_type dump/raw/train_phase1/phone_ali,phone_ali,text_int"
+    stage10 = [*STAGE4[4:], "--stage", "10", "--stop_stage", "10", "--python", str(fake)]
+    r = bash("./csst.sh", recipe, *stage10)
+    assert r.returncode == 0, r.stderr
+    recorded = (tmp_path / "train_args").read_text()
+    assert train in recorded and "valid_data_path_and_name_and_type dump/raw/dev_asr/phone_ali" not in recorded
+    assert recorded.index("train_phase1/utt2task") < recorded.index(train)  # after the data of data_args
+    assert "valid data without frame phone ids (not every utterance of dump/raw/dev_asr has a phone_ali)" in r.stderr
+    r = bash("./csst.sh", recipe, *stage10, "--use_phone_ali", "false")
+    assert r.returncode == 0, r.stderr
+    assert "phone_ali" not in (tmp_path / "train_args").read_text()
+    assert "phone_ali not passed (--use_phone_ali false)" in r.stderr

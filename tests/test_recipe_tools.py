@@ -155,6 +155,21 @@ def test_speed_perturb(tmp_path):
         speed_perturb.parse_factors("0.9,x")
 
 
+def test_speed_perturb_stretches_phone_ali(tmp_path):
+    d = small_dir(tmp_path / "src", 2)  # 0.5 s: 50 frames
+    kd.write_table(str(d / "phone_ali"), {u: " ".join(["0"] * 10 + ["3"] * 30 + ["0"] * 10) for u in
+                                          kd.read_table(str(d / "wav.scp"))})
+    out = tmp_path / "sp"
+    speed_perturb.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1])
+    assert kd.validate(str(out), required=("wav.scp", "phone_ali"), progress=False).ok
+    ali = {u: v.split() for u, v in kd.read_table(str(out / "phone_ali")).items()}
+    num = kd.read_table(str(out / "utt2num_samples"))
+    assert len(ali) == 6 and ali["spk0-u0"] == ["0"] * 10 + ["3"] * 30 + ["0"] * 10
+    for u in ("sp0.9-spk0-u0", "sp1.1-spk1-u1"):
+        assert len(ali[u]) == kd.ali_num_frames(int(num[u]), 16000)
+        assert ali[u].count("3") == pytest.approx(30 * len(ali[u]) / 50, abs=1)  # the same share of frames
+
+
 # --------------------------------------------------------------------------------------- tokenizer
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
@@ -264,10 +279,12 @@ def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_pat
 # ----------------------------------------------------------------------------------- recipe_utils
 def test_asr_dir_and_lm_text(tmp_path):
     d = small_dir(tmp_path / "dev", 4)
+    kd.write_table(str(d / "phone_ali"), {u: "0 1 1 0" for u in kd.read_table(str(d / "wav.scp"))})
     (d / "text.2").write_text((d / "text").read_text())
     recipe_utils.asr_dir(str(d), str(tmp_path / "dev_asr"))
     a = kd.DataDir.read(str(tmp_path / "dev_asr"))
     assert a.utt["text"] == kd.read_table(str(d / "src_text"))
+    assert a.utt["phone_ali"] == kd.read_table(str(d / "phone_ali"))  # the same audio
     assert set(a.utt["utt2task"].values()) == {"asr"} and "text.2" not in a.utt
     # ST utterances: the source transcript is text of the speech language, the pair goes to pairs.tsv
     counts = recipe_utils.lm_text(str(d), str(tmp_path / "lm"))
@@ -290,8 +307,14 @@ def test_asr_dir_and_lm_text(tmp_path):
 def test_union_dir_and_split_keys(tmp_path):
     a = small_dir(tmp_path / "a", 4)
     b = small_dir(tmp_path / "b", 2)  # the same ids with other audio files
+    kd.write_table(str(a / "phone_ali"), {u: "0 1 1 0" for u in kd.read_table(str(a / "wav.scp"))})
     n = recipe_utils.union_dir(str(tmp_path / "u"), [str(a), str(a)])
     assert n == 4 and len(kd.read_table(str(tmp_path / "u" / "wav.scp"))) == 4
+    assert kd.read_table(str(tmp_path / "u" / "phone_ali")) == kd.read_table(str(a / "phone_ali"))
+    c = small_dir(tmp_path / "c", 6)  # spk0-u4, spk1-u5 without phone_ali: no phone_ali in the union
+    kd.write_table(str(c / "wav.scp"), {**kd.read_table(str(c / "wav.scp")), **kd.read_table(str(a / "wav.scp"))})
+    assert recipe_utils.union_dir(str(tmp_path / "u"), [str(a), str(c)]) == 6
+    assert not (tmp_path / "u" / "phone_ali").exists()
     with pytest.raises(recipe_utils.RecipeError, match="different audio"):
         recipe_utils.union_dir(str(tmp_path / "u2"), [str(a), str(b)])
     paths = recipe_utils.split_keys(str(a / "wav.scp"), 3, str(tmp_path / "k" / "keys"))

@@ -3,15 +3,16 @@
 
     python -m csst_espnet.bin.recipe_utils asr_dir SRC OUT
         OUT = SRC as an ASR set: target ``text`` = ``src_text``, ``utt2task`` = asr
-        (extra translation references ``text.N`` are left out).
+        (extra translation references ``text.N`` are left out; the audio, and so ``phone_ali``,
+        are the same).
     python -m csst_espnet.bin.recipe_utils lm_text DIR OUT
         Text of a data dir for the text LM: ``OUT/mono.<lang>.txt``, the transcripts of the
         utterances whose speech is in one language <lang> (``text`` of ASR, ``src_text`` of ST
         utterances; code-switched ``cs`` ones have none), and ``OUT/pairs.tsv``
         (``src_text<TAB>text`` of ST utterances).
     python -m csst_espnet.bin.recipe_utils union_dir OUT DIR [DIR ...]
-        Every utterance of the DIRs once (wav.scp, text, utt2lang, utt2task, utt2spk); an id with
-        different audio in two DIRs is an error.
+        Every utterance of the DIRs once (wav.scp, text, utt2lang, utt2task, utt2spk, phone_ali; a
+        file only when every utterance has it); an id with different audio in two DIRs is an error.
     python -m csst_espnet.bin.recipe_utils split_keys SCP NJ PREFIX
         PREFIX.1.scp .. PREFIX.NJ.scp: consecutive, near-equal parts of SCP's lines.
     python -m csst_espnet.bin.recipe_utils merge_decode [--subset] KEYS OUT PART [PART ...]
@@ -89,7 +90,7 @@ def lm_text(src: str, out: str) -> Dict[str, int]:
 
 
 def union_dir(out: str, dirs: Sequence[str]) -> int:
-    names = ("wav.scp", "text", "utt2lang", "utt2task", "utt2spk")
+    names = ("wav.scp", "text", "utt2lang", "utt2task", "utt2spk", kd.PHONE_ALI)
     union: Dict[str, Dict[str, str]] = {n: {} for n in names}
     origin: Dict[str, str] = {}
     for dirname in dirs:

@@ -8,8 +8,8 @@ For every factor f other than 1.0, each utterance is resampled so that it plays 
 at the source sampling rate, and gets the id ``sp<f>-<utt>`` and speaker ``sp<f>-<spk>`` (ids keep
 their speaker prefix). Factor 1.0 keeps the original utterances (the original audio, unchanged
 ids). Every per-utterance file is carried over (texts, language and task labels); ``utt2dur`` and
-``utt2num_samples`` are recomputed. With ``segments``, each utterance is cut first, so ``OUT`` has
-no segments.
+``utt2num_samples`` are recomputed, and a ``phone_ali`` (phone ids per 10 ms frame) is stretched to
+the perturbed duration. With ``segments``, each utterance is cut first, so ``OUT`` has no segments.
 """
 
 import argparse
@@ -115,12 +115,16 @@ def speed_perturb_dir(src: str, out: str, factors: Sequence[float], nj: int = 1,
     new = kd.DataDir()
     keep_original = 1.0 in factors
     per_utt = {n: t for n, t in d.utt.items() if n not in DERIVED}
+    frames = {u: kd.ali_num_frames(n, rate) for u, n, rate, _ in results}
     for name, table in per_utt.items():
         new.utt[name] = {}
         for f in factors:
             for u, v in table.items():
                 if f == 1.0:
                     new.utt[name][u] = v
+                elif name == kd.PHONE_ALI:  # the same phones at the perturbed timing
+                    if prefix(f) + u in frames:  # (an utterance without audio has none)
+                        new.utt[name][prefix(f) + u] = " ".join(kd.resample_ali(v.split(), frames[prefix(f) + u]))
                 else:
                     new.utt[name][prefix(f) + u] = prefix(f) + v if name == "utt2spk" else v
     wav: Dict[str, str] = {}
@@ -162,7 +166,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"speed_perturb: {e}", file=sys.stderr)
         return 1
-    logging.info("%s -> %s: %d utterances (%d perturbed)", args.src, args.out, counts["utterances"], counts["perturbed"])
+    logging.info("%s -> %s: %d utterances (%d perturbed)%s", args.src, args.out, counts["utterances"],
+                 counts["perturbed"], "; phone_ali stretched to the perturbed durations"
+                 if os.path.exists(os.path.join(args.out, kd.PHONE_ALI)) else "")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Only what the synthetic corpus needs: pick a voice (``cmn+f3``, ``en-us+m2``...),
 set rate and pitch, synthesise UTF-8 text to 16-bit samples at the engine's rate
-(22050 Hz), and turn text into phonemes (to check that a voice knows a word).
+(22050 Hz) together with the phones eSpeak spoke and where each starts (its phoneme
+events), and turn text into phonemes (to check that a voice knows a word).
 
 Determinism. eSpeak NG keeps state across calls inside one process (noise
 generators and filter memories in its wave generator that ``espeak_Terminate`` /
@@ -28,6 +29,10 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _ENDPAUSE = 0x1000
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+_INITIALIZE_PHONEME_EVENTS = 1
+_EVENT_LIST_TERMINATED = 0
+_EVENT_PHONEME = 7
+SILENCE = "sil"
 
 ENGINE_SAMPLE_RATE = 22050
 
@@ -47,9 +52,29 @@ def library_paths() -> Tuple[str, str]:
     return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
 
 
+class _Event(ctypes.Structure):
+    """espeak_EVENT of speak_lib.h (the union ``id`` read as the phoneme mnemonic)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8),
+    ]
+
+
 _CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
+
+# phone segments of a clip: (start sample at the engine's rate, phone), in time order
+Phones = List[Tuple[int, str]]
+
+
+def normalize_phone(mnemonic: str) -> str:
+    """A phoneme mnemonic without stress marks; pauses (``_``, ``_:``, ``_|``...) are ``sil``."""
+    if mnemonic.startswith("_"):
+        return SILENCE
+    return mnemonic.replace("'", "").replace(",", "")
 
 
 class ESpeak:
@@ -87,17 +112,23 @@ class ESpeak:
         if self._has_seed:
             lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.sample_rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_PHONEME_EVENTS
         )
         if self.sample_rate <= 0:
             raise ESpeakError(f"espeak_Initialize failed with data at {data_path}")
         self._chunks: List[np.ndarray] = []
+        self._events: Phones = []  # raw mnemonics
         self._cb = _CALLBACK(self._on_audio)  # keep a reference: C holds the pointer
         lib.espeak_SetSynthCallback(self._cb)
 
-    def _on_audio(self, wav, n, _events) -> int:
+    def _on_audio(self, wav, n, events) -> int:
         if n > 0 and wav:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            if events[i].type == _EVENT_PHONEME:
+                self._events.append((events[i].sample, events[i].id.decode("utf-8", "replace")))
+            i += 1
         return 0
 
     def set_voice(self, voice: str) -> None:
@@ -121,6 +152,23 @@ class ESpeak:
         seed: Optional[int] = None,
     ) -> np.ndarray:
         """Synthesise ``text`` with ``voice``; int16 samples at ``self.sample_rate``."""
+        return self.synth_phones(text, voice, rate, pitch, pitch_range, seed)[0]
+
+    def synth_phones(
+        self,
+        text: str,
+        voice: str,
+        rate: int = 175,
+        pitch: int = 50,
+        pitch_range: int = 50,
+        seed: Optional[int] = None,
+    ) -> Tuple[np.ndarray, Phones]:
+        """:meth:`synth`, and the phones spoken: ``[(start sample, phone)]`` at ``self.sample_rate``.
+
+        Phones are :func:`normalize_phone`'d mnemonics; each lasts until the next one starts
+        (the last one until the end of the audio). Repeats of a phone (``_|`` then ``_:``,
+        both ``sil``) are merged, and a phone that starts where the next one does is left out.
+        """
         self.set_voice(voice)
         self.lib.espeak_SetParameter(_RATE, int(rate), 0)
         self.lib.espeak_SetParameter(_PITCH, int(pitch), 0)
@@ -128,6 +176,7 @@ class ESpeak:
         if seed is not None:
             self.seed(seed)
         self._chunks = []
+        self._events = []
         data = text.encode("utf-8") + b"\0"
         err = self.lib.espeak_Synth(
             data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
@@ -136,8 +185,19 @@ class ESpeak:
             raise ESpeakError(f"espeak_Synth failed ({err}) on {text!r}")
         self.lib.espeak_Synchronize()
         if not self._chunks:
-            return np.zeros(0, dtype=np.int16)
-        return np.concatenate(self._chunks).astype(np.int16, copy=False)
+            return np.zeros(0, dtype=np.int16), []
+        audio = np.concatenate(self._chunks).astype(np.int16, copy=False)
+        phones: Phones = []
+        for start, mnemonic in self._events:
+            phone = normalize_phone(mnemonic)
+            start = min(start, len(audio))
+            if phones and phones[-1][0] == start:  # the earlier one lasts no time
+                phones.pop()
+            if not phones or phones[-1][1] != phone:
+                phones.append((start, phone))
+        if phones and phones[-1][0] == len(audio):
+            phones.pop()
+        return audio, phones
 
     def phonemes(self, text: str, voice: str) -> str:
         """eSpeak's phoneme mnemonics for ``text`` (clauses joined by spaces)."""

@@ -6,7 +6,9 @@ first column, ids are unique, utterance ids start with their speaker id.
 Per-utterance files (first column = utterance id): ``wav.scp`` (when there is no
 ``segments``), ``segments``, ``utt2spk``, ``text`` and extra references
 ``text.2``, ``text.3``..., ``src_text``, ``utt2lang``, ``utt2task``, ``utt2dur``
-and any other ``utt2*`` file. ``spk2utt`` is derived from ``utt2spk``.
+and any other ``utt2*`` file, and the optional ``phone_ali``: integer phone ids, one
+per 10 ms frame (``ceil(duration / 10 ms)`` frames, the last one possibly partial).
+``spk2utt`` is derived from ``utt2spk``.
 Per-recording files (with ``segments``): ``wav.scp``, ``reco2dur``,
 ``reco2file_and_channel``. Per-speaker: ``spk2gender``.
 
@@ -15,6 +17,7 @@ Python's ``str`` order equals the byte order of UTF-8 text, which is what
 """
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -32,6 +35,9 @@ SPK_FILES = ("spk2gender",)
 DERIVED_FILES = ("spk2utt",)
 # files a tool writes next to the data that are not data
 NOT_DATA = ("dropped.txt", "validate_report.txt", "frame_shift", "feats_type", "audio_format")
+PHONE_ALI = "phone_ali"
+ALI_FRAMES_PER_SECOND = 100  # phone_ali frames: 10 ms
+ALI_TOLERANCE = 2  # frames a phone_ali may differ from its audio's duration
 _TEXT_FILE = re.compile(r"^(src_)?text(\.\d+)?$")
 _ARK = re.compile(r"^(.+\.ark):\d+$")
 
@@ -43,9 +49,20 @@ def is_text_file(name: str) -> bool:
 def is_utt_file(name: str, has_segments: bool) -> bool:
     if name == "wav.scp":
         return not has_segments
-    if name in ("segments", "feats.scp") or is_text_file(name):
+    if name in ("segments", "feats.scp", PHONE_ALI) or is_text_file(name):
         return True
     return name.startswith("utt2")
+
+
+def ali_num_frames(num_samples: int, rate: int) -> int:
+    """Frames of the phone_ali of ``num_samples`` at ``rate``: ceil(duration / 10 ms)."""
+    return -(-num_samples * ALI_FRAMES_PER_SECOND // rate)
+
+
+def resample_ali(ids: Sequence[str], num_frames: int) -> List[str]:
+    """An alignment stretched to ``num_frames`` (e.g. after speed perturbation): frame j takes
+    the label of frame ``floor((j + 0.5) * len(ids) / num_frames)``."""
+    return [ids[min(len(ids) - 1, (2 * j + 1) * len(ids) // (2 * num_frames))] for j in range(num_frames)]
 
 
 def sort_key(key: str) -> bytes:
@@ -618,10 +635,30 @@ def validate(
     if (min_dur is not None or max_dur is not None) and not durs and wav:
         issues.append(Issue("utt2dur", None, None, "no_duration",
                             "duration limits given but no duration known (no utt2dur, audio not checked)", False))
+    for u, v in tables.get(PHONE_ALI, {}).items():
+        issue = _check_ali(v, durs.get(u))
+        if issue:
+            issues.append(Issue(PHONE_ALI, raws[PHONE_ALI].line_of(u), u, *issue))
 
     order = {n: i for i, n in enumerate(sorted(raws))}
     issues.sort(key=lambda i: (sort_key(i.utt or ""), order.get(i.file, 99), i.line or 0))
     return ValidationResult(path, issues, len(all_ids))
+
+
+def _check_ali(value: str, dur: Optional[float]) -> Optional[Tuple[str, str]]:
+    """(kind, message) of what is wrong with a phone_ali entry of an utterance of ``dur`` seconds."""
+    ids = value.split()
+    if not ids:
+        return "empty_alignment", "no frames"
+    for j, t in enumerate(ids):
+        if not (t.isascii() and t.isdigit()):
+            return "bad_alignment", f"frame {j}: {t!r} is not a phone id (a non-negative integer)"
+    if dur is not None:
+        expected = math.ceil(round(dur * ALI_FRAMES_PER_SECOND, 6))
+        if abs(len(ids) - expected) > ALI_TOLERANCE:
+            return ("alignment_length", f"{len(ids)} frames, but {dur:.3f}s of audio make {expected} "
+                    f"frames of {1000 // ALI_FRAMES_PER_SECOND} ms (at most {ALI_TOLERANCE} off)")
+    return None
 
 
 def clean(path: str, result: Optional[ValidationResult] = None, **validate_kwargs) -> Tuple[ValidationResult, List[Tuple[str, str]]]:

@@ -16,6 +16,15 @@ about a tenth of the monolingual data), ``dev`` (half Mandarin ST, half CS ST),
 ``test_cs``, ``test_mono`` (Mandarin ST), the test sets with a paraphrased second
 reference ``text.2``. Dev/test sentences never occur in training data nor in the
 LM text under ``--out/lm_text`` (``zh.txt``, ``en.txt``, ``zh2en.tsv``).
+
+Phone alignments come for free from eSpeak's phoneme events: every set has a
+``phone_ali`` file, ``<utt> id id ...``, one phone id per 10 ms frame of its wav
+(160 samples at 16 kHz; ceil(samples / 160) frames, the last one possibly partial),
+the phone at the frame's centre. Phones carry the language of their run (``zh:ong``,
+``en:u:``; stress marks dropped), pauses and the added silences are ``sil`` = 0. The
+inventory, ``--out/local/phones.txt`` (``<phone> <id>``), is ``sil`` then the sorted
+union of the phones of all sets, so ids agree across sets (it depends on the preset
+and seed; its size is ``num_phones`` in ``mini_cs_stats.json``).
 """
 
 import argparse
@@ -31,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from csst_espnet.data import espeak
+from csst_espnet.data import espeak, kaldi_dir
 from csst_espnet.data.kaldi_dir import DataDir, sort_key
 from csst_espnet.data.mini_cs_text import Sentence, join_segments, sentence_pool
 
@@ -126,45 +135,68 @@ def _int_seed(*parts) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
-def _trim(x: np.ndarray, sr: int, margin_s: float = 0.015) -> np.ndarray:
+def _trim_bounds(x: np.ndarray, sr: int, margin_s: float = 0.015) -> Tuple[int, int]:
+    """[start, end) of ``x`` without its leading and trailing near-silence (plus a margin)."""
     if len(x) == 0:
-        return x
+        return 0, 0
     a = np.abs(x.astype(np.int32))
     thr = max(64, int(0.02 * a.max()))
     idx = np.nonzero(a > thr)[0]
     if len(idx) == 0:
-        return x[:0]
+        return 0, 0
     m = int(margin_s * sr)
-    return x[max(0, idx[0] - m) : idx[-1] + 1 + m]
+    return max(0, idx[0] - m), min(len(x), idx[-1] + 1 + m)
 
 
-def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, str]:
-    """Synthesise one utterance to a 16 kHz 16-bit wav; returns (utt, samples, md5)."""
+def frame_labels(phones: "espeak.Phones", sr: int, num_samples: int) -> List[str]:
+    """The phone at the centre of every 10 ms frame of a ``num_samples`` clip at ``FS``.
+
+    ``phones``: ``[(start, phone)]`` at ``sr`` over the clip before resampling to ``FS``
+    (polyphase resampling keeps the timing), sorted by start, the first at 0; of phones
+    starting at the same sample, the last one counts.
+    """
+    starts = np.array([s for s, _ in phones])
+    n = kaldi_dir.ali_num_frames(num_samples, FS)
+    hop = FS // kaldi_dir.ALI_FRAMES_PER_SECOND
+    centres = np.minimum(np.arange(n) * hop + hop // 2, num_samples - 1) * (sr / FS)
+    return [phones[i][1] for i in np.searchsorted(starts, centres, side="right") - 1]
+
+
+def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, str, List[str]]:
+    """Synthesise one utterance to a 16 kHz 16-bit wav; returns (utt, samples, md5, frame phones)."""
     import soundfile
 
     rng = np.random.default_rng(job.seed)
     sr = engine.sample_rate
     pieces: List[np.ndarray] = []
+    phones: espeak.Phones = []  # over the concatenated runs, at the engine's rate
+    pos = 0
     for k, (text, lang) in enumerate(job.segments):
-        if lang == "zh":
-            x = engine.synth(text, job.zh_voice, rate=job.zh_rate, pitch=job.pitch, seed=job.seed + k)
-        else:
-            x = engine.synth(text, job.en_voice, rate=job.en_rate, pitch=job.pitch, seed=job.seed + k)
-        x = _trim(x, sr)
-        if len(x) == 0:
+        voice, rate = (job.zh_voice, job.zh_rate) if lang == "zh" else (job.en_voice, job.en_rate)
+        x, run_phones = engine.synth_phones(text, voice, rate=rate, pitch=job.pitch, seed=job.seed + k)
+        a, b = _trim_bounds(x, sr)
+        if b == a:
             raise espeak.ESpeakError(f"{job.utt}: no audio for {text!r} ({lang})")
         if pieces:  # short pause at a language switch
             pieces.append(np.zeros(int(rng.uniform(0.03, 0.09) * sr), dtype=np.int16))
-        pieces.append(x)
+            phones.append((pos, espeak.SILENCE))
+            pos += len(pieces[-1])
+        pieces.append(x[a:b])
+        # silence until eSpeak's first phone; phones that began before the trimmed start go on from it
+        phones.append((pos, espeak.SILENCE))
+        phones += [(pos + max(s, a) - a, p if p == espeak.SILENCE else f"{lang}:{p}")
+                   for s, p in run_phones if s < b]
+        pos += b - a
     lead = np.zeros(int(rng.uniform(0.08, 0.2) * sr), dtype=np.int16)
     tail = np.zeros(int(rng.uniform(0.08, 0.2) * sr), dtype=np.int16)
+    phones = [(0, espeak.SILENCE)] + [(s + len(lead), p) for s, p in phones] + [(len(lead) + pos, espeak.SILENCE)]
     y = espeak.resample_to(np.concatenate([lead] + pieces + [tail]), sr, FS)
     y = y * float(rng.uniform(0.6, 0.9)) / max(1e-3, float(np.abs(y).max()))
     y = y + rng.normal(0.0, 2.0 / 32768, size=len(y)).astype(np.float32)  # faint dither
     pcm = np.clip(np.round(y * 32768), -32768, 32767).astype(np.int16)
     os.makedirs(os.path.dirname(job.path), exist_ok=True)
     soundfile.write(job.path, pcm, FS, subtype="PCM_16", format="WAV")
-    return job.utt, len(pcm), hashlib.md5(pcm.tobytes()).hexdigest()
+    return job.utt, len(pcm), hashlib.md5(pcm.tobytes()).hexdigest(), frame_labels(phones, sr, len(pcm))
 
 
 # ---------------------------------------------------------------- corpus plan
@@ -301,7 +333,14 @@ def synth_jobs(utts: Sequence[Utt], wav_dir: str) -> List[SynthJob]:
     return jobs
 
 
-def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamples: Dict[str, int]) -> None:
+def phone_inventory(labels: Dict[str, List[str]]) -> Dict[str, int]:
+    """``sil`` = 0, then every other phone of ``labels`` in sorted order."""
+    phones = sorted({p for seq in labels.values() for p in seq} - {espeak.SILENCE}, key=sort_key)
+    return {p: i for i, p in enumerate([espeak.SILENCE] + phones)}
+
+
+def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamples: Dict[str, int],
+              labels: Dict[str, List[str]], phone_ids: Dict[str, int]) -> None:
     d = DataDir()
     d.utt["wav.scp"] = {j.utt: j.path for j in jobs}
     d.utt["utt2spk"] = {u.utt: u.spk.spk for u in utts}
@@ -311,6 +350,7 @@ def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamp
     d.utt["utt2task"] = {u.utt: u.task for u in utts}
     d.utt["utt2dur"] = {u.utt: f"{nsamples[u.utt] / FS:.4f}" for u in utts}
     d.utt["utt2num_samples"] = {u.utt: str(nsamples[u.utt]) for u in utts}
+    d.utt[kaldi_dir.PHONE_ALI] = {u.utt: " ".join(str(phone_ids[p]) for p in labels[u.utt]) for u in utts}
     d.utt["utt2voice"] = {
         u.utt: f"{j.zh_voice if u.lang != 'en' else j.en_voice}"
                + (f",{j.en_voice}" if u.lang == "cs" else "")
@@ -370,19 +410,22 @@ def generate(
     t0 = time.time()
     nsamples: Dict[str, int] = {}
     md5: Dict[str, str] = {}
+    labels: Dict[str, List[str]] = {}
     bar = tqdm(total=len(all_jobs), desc="synthesising mini_cs", unit="utt", disable=not progress,
                mininterval=1.0)
-    for utt, n, h in espeak.run_isolated(synth_utterance, all_jobs, nj=nj):
+    for utt, n, h, lab in espeak.run_isolated(synth_utterance, all_jobs, nj=nj):
         nsamples[utt] = n
         md5[utt] = h
+        labels[utt] = lab
         bar.update(1)
     bar.close()
     synth_s = time.time() - t0
 
     stats: Dict = {"preset": preset, "seed": seed, "sizes": cfg, "wav_dir": wav_dir, "nj": nj,
                    "synthesis_seconds": round(synth_s, 1), "sets": {}}
+    phone_ids = phone_inventory(labels)
     for name in SET_NAMES:
-        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples)
+        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples, labels, phone_ids)
         durs = [nsamples[u.utt] / FS for u in sets[name]]
         stats["sets"][name] = {
             "utterances": len(durs), "hours": round(sum(durs) / 3600, 4),
@@ -397,7 +440,10 @@ def generate(
     stats["audio_md5"] = hashlib.md5("".join(f"{k}{md5[k]}" for k in sorted(md5, key=sort_key)).encode()).hexdigest()
     stats.update({k: v for k, v in info.items() if not k.endswith("speakers")})
     stats["speakers"] = {"train": info["train_speakers"], "test": info["test_speakers"]}
+    stats["num_phones"] = len(phone_ids)
     os.makedirs(os.path.join(out, "local"), exist_ok=True)
+    with open(os.path.join(out, "local", "phones.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{p} {i}\n" for p, i in phone_ids.items())
     with open(os.path.join(out, "local", "mini_cs_stats.json"), "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=1, ensure_ascii=False)
     return stats
@@ -433,6 +479,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logging.info("%-13s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
                      s["hours"], s["min_dur"], s["mean_dur"], s["max_dur"], s["languages"])
     logging.info("lm_text: %s", stats["lm_text"])
+    logging.info("phone_ali: %d phones (sil = 0) in %s", stats["num_phones"],
+                 os.path.join(args.out, "local", "phones.txt"))
     logging.info("total %d utterances, %.3f h, synthesis %.1f s with %d jobs (audio md5 %s)",
                  stats["total_utterances"], stats["total_hours"], stats["synthesis_seconds"],
                  stats["nj"], stats["audio_md5"])

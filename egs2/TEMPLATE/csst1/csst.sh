@@ -74,6 +74,7 @@ phase2_tag=
 phase3_tag=
 phase1_init_param=    # initial model of phase 1 (phases 2 and 3 start from the previous phase)
 train_args=           # more csst_train options for every phase
+use_phone_ali=true    # pass <dir>/phone_ali (phone ids per 10 ms frame) to training when every utterance has one
 phase1_args=
 phase2_args=
 phase3_args=
@@ -112,6 +113,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
+  --use_phone_ali true|false,
   --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
@@ -227,6 +229,9 @@ data_args() {  # data_args train|valid DIR: the data options of csst_train
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2lang,lang,text"
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2task,task,text"
 }
+has_phone_ali() {  # has_phone_ali DIR: whether DIR/phone_ali has an entry for every utterance of DIR/wav.scp
+    [ -f "$1/phone_ali" ] && cmp -s <(cut -d ' ' -f 1 "$1/wav.scp") <(cut -d ' ' -f 1 "$1/phone_ali")
+}
 llm_args() {  # the LLM / tokenizer options of csst_train that stages 5 and 6 decide
     if "${use_text_lm}"; then
         echo "--llm_conf model_name_or_path=${text_lm_dir}"
@@ -251,7 +256,8 @@ if run_stage 2; then
     if [ -n "${speed_perturb_factors}" ]; then
         stage_begin 2 "Speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
         for _s in ${speed_perturb_sets:-${all_train_sets}}; do
-            log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav)"
+            _ali=; if [ -f "data/${_s}/phone_ali" ]; then _ali=", phone_ali stretched to the new durations"; fi
+            log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav${_ali})"
             # shellcheck disable=SC2086
             ${python} -m csst_espnet.bin.speed_perturb --nj "${nj}" --factors "${speed_perturb_factors// /,}" \
                 "data/${_s}" "data/${_s}_sp"
@@ -277,7 +283,8 @@ if run_stage 3; then
     for _s in ${all_sets}; do
         _src=data/$(sp_name "${_s}")
         _dst=${data_feats}/$(sp_name "${_s}")
-        log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data)"
+        _ali=; if [ -f "${_src}/phone_ali" ]; then _ali=", phone_ali carried"; fi
+        log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data${_ali})"
         ${python} -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
         write_resume "${_dst}" 3
     done
@@ -285,7 +292,8 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-    stage_begin 4 "Filtering and validation: ${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}"
+    _checks="${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}, phone_ali frame counts"
+    stage_begin 4 "Filtering and validation: ${_checks}"
     _failed=()
     for _s in ${all_sets}; do
         _dir=${data_feats}/$(sp_name "${_s}")
@@ -401,7 +409,8 @@ if run_stage 9; then
         _valid_dirs+=("${data_feats}/${_s}")
     done
     mkdir -p "${stats_dir}"
-    # one run over every utterance of any phase; shapes of each set are taken from it
+    # one run over every utterance of any phase; shapes of each set are taken from it (speech shapes only:
+    # data_args has no phone_ali, which the training phases add)
     ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/train_data" "${_train_dirs[@]}"
     ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/valid_data" "${_valid_dirs[@]}"
     _n=$(wc -l < "${stats_dir}/train_data/wav.scp")
@@ -454,6 +463,20 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
         _opts+="--multiprocessing_distributed true --num_nodes ${num_nodes} "
     fi
+    local _ali="" _m _d
+    if "${use_phone_ali}"; then
+        for _m in train valid; do
+            if [ "${_m}" = train ]; then _d=${_train}; else _d=${_valid}; fi
+            if has_phone_ali "${_d}"; then
+                _ali+="--${_m}_data_path_and_name_and_type ${_d}/phone_ali,phone_ali,text_int "
+                log "${_name}: ${_m} data with frame phone ids ${_d}/phone_ali"
+            else
+                log "${_name}: ${_m} data without frame phone ids (not every utterance of ${_d} has a phone_ali)"
+            fi
+        done
+    else
+        log "${_name}: phone_ali not passed (--use_phone_ali false)"
+    fi
     mkdir -p "${_exp}"
     write_resume "${_exp}" "${_stage}"
     log "${_name}: log in ${_exp}/train.log"
@@ -461,7 +484,7 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
     ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
         ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
             --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
-            $(data_args train "${_train}") $(data_args valid "${_valid}") \
+            $(data_args train "${_train}") $(data_args valid "${_valid}") ${_ali} \
             --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
             --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
             ${_opts} ${train_args} ${_args} \
