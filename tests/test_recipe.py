@@ -97,15 +97,16 @@ def test_each_phase_has_its_model(recipe):
         assert config["llm_conf"]["lora"] is not None
         losses = [a["name"] for a in config["aux_losses"]]
         if i < 3:
-            assert losses == ["lang", "balance"]
+            assert losses == ["lang", "balance", "frame_phone"]
             assert "epoch results" in (exp / "train.log").read_text()
         else:
-            assert losses == ["transition", "lang", "balance"] and config["model_conf"]["ce_weight"] == 0
+            assert losses == ["transition", "lang", "balance", "frame_phone"] and config["model_conf"]["ce_weight"] == 0
+            assert config["aux_losses"][0]["conf"]["mode"] == "distill"
         init = config["init_param"]
         assert init == ([] if i == 1 else [f"exp/{PHASES[i - 2]}/valid.acc.ave.pth"])
         assert config["train_data_path_and_name_and_type"][0][0] == f"dump/raw/train_phase{i}/wav.scp"
     log = (st1 / "exp" / PHASES[2] / "train.log").read_text()
-    assert "transition_lambda" in log
+    assert "transition_kl" in log and "frame_phone_acc" in log
 
 
 def test_decoding_outputs(recipe):
