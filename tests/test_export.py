@@ -111,6 +111,8 @@ def test_pack_model_unpacks_and_decodes_elsewhere(exp_dir, tmp_path, tiny_data):
         ref = pack("exp/csst_x", "exp/csst_x/valid.acc.ave.pth", "exp/csst_x/ref.zip", llm_policy="reference")
     finally:
         os.chdir(cwd)
+    assert meta["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert meta["versions"]["csst-espnet"] != "not installed"
     # the tiny LLM and Whisper live outside the recipe dir: packed under external/
     assert sorted(meta["files"]["directories"]) == sorted(
         ["external/" + Path(p).name for p in {ref["references"]["llm_conf.model_name_or_path"].split(" ")[0],

@@ -422,3 +422,11 @@ def test_make_results(tmp_path):
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js), dirs[2]]) == 0
     assert set(json.loads(js.read_text())) == {"csst_train_phase3", "csst_train_cs_only"}
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), str(tmp_path)]) == 1
+
+
+def test_package_versions_name_missing_distributions():
+    from csst_espnet.utils.versions import package_versions
+
+    v = package_versions(("sacrebleu", "no-such-distribution-csst"))
+    assert v["sacrebleu"] == __import__("sacrebleu").__version__
+    assert v["no-such-distribution-csst"] == "not installed" and v["python"].count(".") == 2

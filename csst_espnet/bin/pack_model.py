@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from csst_espnet.utils.cli import add_option
+from csst_espnet.utils.versions import package_versions
 
 # (config key, sub key) of the pretrained parts a config loads from a path or hub name
 PRETRAINED_KEYS: Tuple[Tuple[str, Optional[str]], ...] = (
@@ -109,10 +110,7 @@ def pack(exp_dir: str, model_file: str, out: str, llm_policy: str = "auto", max_
                 files.append((path, os.path.join(arc, os.path.relpath(path, src))))
     meta = {
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "csst_espnet": _version("csst-espnet"),
-        "espnet": _version("espnet"),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
+        "versions": package_versions(("csst-espnet", "espnet", "torch", "transformers", "peft")),
         "files": {"config": config_arc, "model_file": model_arc, "directories": [a for _, a in dirs],
                   "extra": [_arcname(p)[0] for p in extra]},
         "model_sha256": _sha256(model_file),
@@ -127,15 +125,6 @@ def pack(exp_dir: str, model_file: str, out: str, llm_policy: str = "auto", max_
         z.writestr("meta.yaml", yaml.safe_dump(meta, allow_unicode=True, sort_keys=False))
     os.replace(tmp, out)
     return meta
-
-
-def _version(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:
-        return "-"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
