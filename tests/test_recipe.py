@@ -119,6 +119,11 @@ def test_decoding_outputs(recipe):
                 lines = (out / name).read_text().splitlines()
                 assert [line.split(" ", 1)[0] for line in lines] == utts, (model, test_set, name)
             assert "--stage 13 --stop_stage 13" in (out / "run.sh").read_text()
+    # the text LM oracle: the stage-6 LLM translating each test set's gold transcripts
+    for test_set in TEST_SETS:
+        utts = list(kd.read_table(str(st1 / "dump" / "raw" / test_set / "wav.scp")))
+        lines = (st1 / "exp" / "text_lm_oracle" / "gold_transcripts" / test_set / "text").read_text().splitlines()
+        assert [line.split(" ", 1)[0] for line in lines] == utts, test_set
     # the ASR copies share the utterance ids of their sets: decoded in a job array of their own, with utt2task
     logdir = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "logdir_asr"
     assert "utt2task,task,text" in (logdir / "inference.1.log").read_text()
@@ -127,7 +132,9 @@ def test_decoding_outputs(recipe):
 def test_results(recipe):
     st1, _ = recipe
     results = json.loads((st1 / "exp" / "results.json").read_text())
-    assert set(results) == {PHASES[2], CS_ONLY}  # phase 3 and the CS-only baseline
+    assert set(results) == {PHASES[2], CS_ONLY, "text_lm_oracle"}  # phase 3, the CS-only baseline, the oracle
+    assert list(results["text_lm_oracle"]) == list(TEST_SETS)
+    assert all(isinstance(results["text_lm_oracle"][s]["bleu"], float) for s in TEST_SETS)
     md = (st1 / "RESULTS.md").read_text()
     for model in (PHASES[2], CS_ONLY):
         assert list(results[model]) == [*TEST_SETS, *ASR_TEST_SETS]

@@ -430,3 +430,57 @@ def test_package_versions_name_missing_distributions():
     v = package_versions(("sacrebleu", "no-such-distribution-csst"))
     assert v["sacrebleu"] == __import__("sacrebleu").__version__
     assert v["no-such-distribution-csst"] == "not installed" and v["python"].count(".") == 2
+
+
+def test_text_lm_oracle_batched_greedy_equals_one_at_a_time(tmp_path, tokenizer_dir):
+    """The oracle's left-padded batches decode exactly as each source alone; ASR utterances are skipped."""
+    import torch
+
+    from csst_espnet.bin import text_lm_oracle
+
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("".join(f"{s}\t{s}\n" for s in SENTENCES))
+    conf = tmp_path / "lm.yaml"
+    conf.write_text(yaml.safe_dump(TINY_LM))
+    lm = tmp_path / "lm"
+    r = run("csst_espnet.bin.train_text_lm", "--tokenizer", tokenizer_dir, "--out_dir", lm, "--config", conf,
+            "--pairs", pairs, "--set", "steps=30")
+    assert r.returncode == 0, r.stderr
+    data = tmp_path / "test_cs"
+    data.mkdir()
+    srcs = {"u1": ("cs", "我们 用 model"), "u2": ("zh", "今天 我们 讲 神经 网络"), "u3": ("cs", "注意力 机制 很 重要 ok"),
+            "u4": ("zh", "不翻译")}
+    (data / "src_text").write_text("".join(f"{u} {t}\n" for u, (_, t) in srcs.items()))
+    (data / "utt2lang").write_text("".join(f"{u} {l}\n" for u, (l, _) in srcs.items()))
+    (data / "utt2task").write_text("u1 st\nu2 st\nu3 st\nu4 asr\n")
+    out = tmp_path / "oracle"
+    r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out,
+            "--batch_size", "2", "--max_new_tokens", "8")
+    assert r.returncode == 0, r.stderr
+    hyps = dict(line.split(" ", 1) if " " in line else (line, "") for line in (out / "test_cs" / "text").read_text().splitlines())
+    assert sorted(hyps) == ["u1", "u2", "u3"]
+
+    model, tok, template = text_lm_oracle.load_text_lm(str(lm))
+    for utt in hyps:
+        lang, text = srcs[utt]
+        ids = template.ids("st", lang) + tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            seq = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0, len(ids):].tolist()
+        seq = seq[: seq.index(tok.eos_token_id)] if tok.eos_token_id in seq else seq
+        assert hyps[utt].strip() == tok.decode(seq, skip_special_tokens=True).strip()
+
+    (data / "src_text").write_text("u1 我们 用 model\nu2\n")
+    r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out)
+    assert r.returncode == 1 and "src_text: no source transcript for utterance u2" in r.stderr
+    (data / "src_text").unlink()
+    r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out)
+    assert r.returncode == 1 and f"{data}/src_text is missing" in r.stderr
+
+
+def test_make_results_explains_the_text_lm_oracle(tmp_path):
+    dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, make_results.ORACLE_MODEL, "test_cs", 90.0)]
+    md = tmp_path / "RESULTS.md"
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), *dirs]) == 0
+    text = md.read_text()
+    assert "|text_lm_oracle|90.00 / 80.00|" in text and "gold source transcripts" in text

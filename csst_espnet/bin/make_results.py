@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 from csst_espnet.utils.versions import package_versions
 
 SUBSET_ORDER = ("all", "cs", "mono")
+ORACLE_MODEL = "text_lm_oracle"  # csst.sh stage 13: <expdir>/text_lm_oracle/gold_transcripts/<set>
 
 
 def read_json(path: str) -> Optional[Dict]:
@@ -135,6 +136,9 @@ def markdown(results: Dict[str, Dict[str, Dict]], command: str = "", stage_times
     lines.append("")
     lines += _comparison(results, "ST: BLEU, all references / first reference only", "bleu",
                          lambda e: f"{_fmt(e.get('bleu'))} / {_fmt(e.get('bleu_ref1'))}")
+    if ORACLE_MODEL in results:
+        lines += [f"`{ORACLE_MODEL}`: the stage-6 text LM translating the gold source transcripts (text in, no "
+                  "speech): what a speech model with this LLM could reach at best.", ""]
     lines += _comparison(results, "ASR: MER", "mer", lambda e: _fmt(e["mer"]))
     for model, sets in results.items():
         st = {t: e for t, e in sets.items() if "bleu" in e}

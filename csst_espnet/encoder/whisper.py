@@ -48,7 +48,10 @@ class HFWhisperEncoder(AbsEncoder):
         if model_name_or_path is not None:
             encoder = WhisperModel.from_pretrained(model_name_or_path).get_encoder()
         else:
-            encoder = WhisperEncoder(WhisperConfig(**config))
+            # the decoder's token ids are unused; WhisperConfig's defaults (50256...) would only make
+            # transformers warn that they are outside a small config's vocabulary
+            unused_ids = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None, decoder_start_token_id=0)
+            encoder = WhisperEncoder(WhisperConfig(**{**unused_ids, **config}))
         if encoder.config.num_mel_bins != input_size:
             raise ValueError(
                 f"frontend gives {input_size} mel bins but the Whisper encoder expects "

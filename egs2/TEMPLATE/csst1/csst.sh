@@ -55,6 +55,7 @@ use_text_lm=false     # stage 6: train a small causal LM on the corpus text and 
 text_lm_config=conf/text_lm.yaml
 text_lm_dir=          # stage 6 output (default: ${expdir}/text_lm)
 text_lm_args=         # more options of csst_espnet.bin.train_text_lm
+text_lm_oracle=true   # stages 13/14: also translate the test sets' gold transcripts with the text LM, and score
 
 # Training
 train_sets="train"    # every training set (formatted in stage 3)
@@ -108,7 +109,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --lang_pair SRC-TGT, --languages "zh,en,cs",
   --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...",
-  --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...",
+  --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...", --text_lm_oracle true|false,
   --train_sets "...", --valid_set SET, --test_sets "...", --asr_test_sets "...",
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
@@ -166,6 +167,7 @@ phase2_exp=${expdir}/${phase2_tag}
 phase3_exp=${expdir}/${phase3_tag}
 cs_only_exp=${expdir}/${cs_only_tag}
 stats_dir=${expdir}/csst_stats
+oracle_dir=${expdir}/text_lm_oracle/gold_transcripts  # stage 13: the text LM on gold transcripts
 data_feats=${dumpdir}/raw
 inference_tag=$(basename "${inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
 stage_times=${expdir}/stage_times.tsv
@@ -570,6 +572,16 @@ if run_stage 13; then
             decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir_asr" true ${asr_test_names}
         fi
     done
+    if "${use_text_lm}" && "${text_lm_oracle}"; then
+        # the stage-6 LLM translating the gold transcripts: what the speech models could reach at best
+        _opts=()
+        for _s in ${test_sets}; do _opts+=(--data_dir "${data_feats}/${_s}"); done
+        log "text LM oracle: reads ${text_lm_dir} and src_text of ${test_sets}, writes ${oracle_dir}/<set>/text"
+        mkdir -p "${oracle_dir}"
+        ${decode_cmd} "${oracle_dir}/oracle.log" ${python} -m csst_espnet.bin.text_lm_oracle \
+            --model_dir "${text_lm_dir}" --out_dir "${oracle_dir}" "${_opts[@]}" \
+            || { log "text LM oracle failed:\n$(tail -n 20 "${oracle_dir}/oracle.log")"; exit 1; }
+    fi
     stage_end 13
 fi
 
@@ -578,24 +590,27 @@ if run_stage 14; then
     _score_dirs=()
     _test_dirs=()
     for _s in ${test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
+    score_st() {  # <decoding dir> <test set>: BLEU/chrF with all references and with the first one
+        local _dir=$1 _data=${data_feats}/$2 _r
+        [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
+        local _refs=(--ref "${_data}/text")
+        if "${score_all_refs}"; then
+            for _r in "${_data}"/text.[0-9]*; do [ -f "${_r}" ] && _refs+=(--ref "${_r}"); done
+        fi
+        local _opts=(--hyp "${_dir}/text" --task st --tgt_lang "${tgt_lang}" --utt2lang "${_data}/utt2lang")
+        log "reads ${_dir}/text and ${_refs[*]}, writes ${_dir}/score.{json,txt}"
+        ${python} -m csst_espnet.bin.score "${_opts[@]}" "${_refs[@]}" --out_json "${_dir}/score.json" \
+            > "${_dir}/score.txt"
+        ${python} -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
+            > "${_dir}/score_ref1.txt"
+        cat "${_dir}/score.txt" >&2
+        _score_dirs+=("${_dir}")
+    }
+    if "${use_text_lm}" && "${text_lm_oracle}"; then
+        for _s in ${test_sets}; do score_st "${oracle_dir}/${_s}" "${_s}"; done
+    fi
     for _exp in $(decode_exps); do
-        for _s in ${test_sets}; do
-            _data=${data_feats}/${_s}
-            _dir=${_exp}/${inference_tag}/${_s}
-            [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
-            _refs=(--ref "${_data}/text")
-            if "${score_all_refs}"; then
-                for _r in "${_data}"/text.[0-9]*; do [ -f "${_r}" ] && _refs+=(--ref "${_r}"); done
-            fi
-            _opts=(--hyp "${_dir}/text" --task st --tgt_lang "${tgt_lang}" --utt2lang "${_data}/utt2lang")
-            log "reads ${_dir}/text and ${_refs[*]}, writes ${_dir}/score.{json,txt}"
-            ${python} -m csst_espnet.bin.score "${_opts[@]}" "${_refs[@]}" --out_json "${_dir}/score.json" \
-                > "${_dir}/score.txt"
-            ${python} -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
-                > "${_dir}/score_ref1.txt"
-            cat "${_dir}/score.txt" >&2
-            _score_dirs+=("${_dir}")
-        done
+        for _s in ${test_sets}; do score_st "${_exp}/${inference_tag}/${_s}" "${_s}"; done
         for _s in ${asr_test_names}; do  # WER/CER/MER against the transcripts
             _data=${data_feats}/${_s}
             _dir=${_exp}/${inference_tag}/${_s}
