@@ -484,3 +484,23 @@ def test_make_results_explains_the_text_lm_oracle(tmp_path):
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), *dirs]) == 0
     text = md.read_text()
     assert "|text_lm_oracle|90.00 / 80.00|" in text and "gold source transcripts" in text
+
+
+def test_results_commit_ignores_its_own_results_file(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "RESULTS.md").write_text("old\n")
+    (tmp_path / "run.sh").write_text("echo\n")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "RESULTS.md").write_text("")  # make_results opens it for writing before it asks git
+    assert "local changes" not in make_results._git_commit("RESULTS.md")
+    assert "local changes" in make_results._git_commit()
+    (tmp_path / "run.sh").write_text("echo changed\n")
+    assert make_results._git_commit("RESULTS.md").endswith("(with local changes)")
