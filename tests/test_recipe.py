@@ -124,6 +124,7 @@ def test_decoding_outputs(recipe):
         utts = list(kd.read_table(str(st1 / "dump" / "raw" / test_set / "wav.scp")))
         lines = (st1 / "exp" / "text_lm_oracle" / "gold_transcripts" / test_set / "text").read_text().splitlines()
         assert [line.split(" ", 1)[0] for line in lines] == utts, test_set
+    assert "--stage 13 --stop_stage 13" in (st1 / "exp" / "text_lm_oracle" / "gold_transcripts" / "run.sh").read_text()
     # the ASR copies share the utterance ids of their sets: decoded in a job array of their own, with utt2task
     logdir = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "logdir_asr"
     assert "utt2task,task,text" in (logdir / "inference.1.log").read_text()

@@ -237,20 +237,26 @@ def test_text_lm_examples_follow_the_prompt_layout(tokenizer_dir):
     assert asr.ids[: asr.loss_from] == template.ids("asr", "zh")
 
 
-def test_train_text_lm_saves_a_loadable_model(tmp_path, tokenizer_dir):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    mono = tmp_path / "zh.txt"
-    mono.write_text("注意力 机制 很 重要\n今天 我们 讲 神经 网络\n")
+def train_tiny_lm(tmp_path, tokenizer_dir, steps: int, *args):
+    """A TINY_LM text LM trained on SENTENCES as (copy) pairs: (output dir, finished process)."""
     pairs = tmp_path / "p.tsv"
     pairs.write_text("".join(f"{s}\t{s}\n" for s in SENTENCES))
     conf = tmp_path / "lm.yaml"
     conf.write_text(yaml.safe_dump(TINY_LM))
     out = tmp_path / "lm"
     r = run("csst_espnet.bin.train_text_lm", "--tokenizer", tokenizer_dir, "--out_dir", out, "--config", conf,
-            "--mono", f"zh:{mono}", "--pairs", pairs, "--set", "steps=3")
+            "--pairs", pairs, "--set", f"steps={steps}", *args)
     assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_train_text_lm_saves_a_loadable_model(tmp_path, tokenizer_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    mono = tmp_path / "zh.txt"
+    mono.write_text("注意力 机制 很 重要\n今天 我们 讲 神经 网络\n")
+    out, r = train_tiny_lm(tmp_path, tokenizer_dir, 3, "--mono", f"zh:{mono}")
     assert "text LM" in r.stderr and "loss=" in r.stderr  # the progress bar
     info = json.loads((out / "train_text_lm.json").read_text())
     assert info["config"]["steps"] == 3 and info["tokenizer_in_model_dir"]
@@ -438,14 +444,7 @@ def test_text_lm_oracle_batched_greedy_equals_one_at_a_time(tmp_path, tokenizer_
 
     from csst_espnet.bin import text_lm_oracle
 
-    pairs = tmp_path / "p.tsv"
-    pairs.write_text("".join(f"{s}\t{s}\n" for s in SENTENCES))
-    conf = tmp_path / "lm.yaml"
-    conf.write_text(yaml.safe_dump(TINY_LM))
-    lm = tmp_path / "lm"
-    r = run("csst_espnet.bin.train_text_lm", "--tokenizer", tokenizer_dir, "--out_dir", lm, "--config", conf,
-            "--pairs", pairs, "--set", "steps=30")
-    assert r.returncode == 0, r.stderr
+    lm, _ = train_tiny_lm(tmp_path, tokenizer_dir, 30)
     data = tmp_path / "test_cs"
     data.mkdir()
     srcs = {"u1": ("cs", "我们 用 model"), "u2": ("zh", "今天 我们 讲 神经 网络"), "u3": ("cs", "注意力 机制 很 重要 ok"),

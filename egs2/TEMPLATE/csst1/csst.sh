@@ -581,6 +581,7 @@ if run_stage 13; then
         ${decode_cmd} "${oracle_dir}/oracle.log" ${python} -m csst_espnet.bin.text_lm_oracle \
             --model_dir "${text_lm_dir}" --out_dir "${oracle_dir}" "${_opts[@]}" \
             || { log "text LM oracle failed:\n$(tail -n 20 "${oracle_dir}/oracle.log")"; exit 1; }
+        write_resume "${oracle_dir}" 13
     fi
     stage_end 13
 fi
