@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# --no-cache-dir: torch's wheels and CUDA libraries are ~4.5 GB; a pip cache would hold them a second time
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade "pip==25.3"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-cache-dir --upgrade "pip==25.3"
+	$(PY) -m pip install -q --no-cache-dir -e ".[test]"
 	touch $(STAMP)
 
 test: install
