@@ -183,8 +183,9 @@ def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
 
 # ------------------------------------------------------------------------------------------ phone_ali
 def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
-    """data/<set>/phone_ali goes through stages 3-4 into the phase data; stage 10 passes it to csst_train
-    for the train (valid) data when every utterance has one, unless --use_phone_ali false."""
+    """data/<set>/phone_ali goes through stages 3-4 into the phase data; stage 10 passes it (and src_text)
+    to csst_train for the train (valid) data when every utterance has one, unless --use_phone_ali false
+    (--use_src_text false)."""
     recipe = make_recipe(tmp_path)
     raw = recipe / "dump" / "raw"
     for name in ("train", "dev", "test"):  # as stage 1 output (wav.scp names audio under dump/raw/<set>/wav)
@@ -216,7 +217,13 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     assert train in recorded and "valid_data_path_and_name_and_type dump/raw/dev_asr/phone_ali" not in recorded
     assert recorded.index("train_phase1/utt2task") < recorded.index(train)  # after the data of data_args
     assert "valid data without frame phone ids (not every utterance of dump/raw/dev_asr has a phone_ali)" in r.stderr
+    for m, d in ("train", "train_phase1"), ("valid", "dev_asr"):
+        assert f"--{m}_data_path_and_name_and_type dump/raw/{d}/src_text,src_text,text" in recorded
     r = bash("./csst.sh", recipe, *stage10, "--use_phone_ali", "false")
     assert r.returncode == 0, r.stderr
     assert "phone_ali" not in (tmp_path / "train_args").read_text()
     assert "phone_ali not passed (--use_phone_ali false)" in r.stderr
+    r = bash("./csst.sh", recipe, *stage10, "--use_src_text", "false")
+    assert r.returncode == 0, r.stderr
+    assert "src_text" not in (tmp_path / "train_args").read_text() and train in (tmp_path / "train_args").read_text()
+    assert "src_text not passed (--use_src_text false)" in r.stderr

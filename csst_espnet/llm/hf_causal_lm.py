@@ -115,6 +115,11 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
     def embedding_dtype(self) -> torch.dtype:
         return self.model.get_input_embeddings().weight.dtype
 
+    @property
+    def input_embeddings(self) -> torch.Tensor:
+        """The input embedding matrix (V, hidden_size)."""
+        return self.model.get_input_embeddings().weight
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Token ids (...,) -> embeddings (..., hidden_size)."""
         return self.model.get_input_embeddings()(ids)

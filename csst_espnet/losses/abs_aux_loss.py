@@ -25,6 +25,10 @@ class AuxLossInputs:
     encoder_out, encoder_out_lens: (B, T, D) speech encoder output (before the projector), (B,).
     phone_ali, phone_ali_lens: (B, F) frame phone ids (10 ms frames, -1 padded), (B,); None when
         the data has no ``phone_ali`` column.
+    speech_embeds, speech_embed_lens: (B, T', H) projector output (what the LLM reads), (B,).
+    token_embeddings: (V, H) the LLM's input embedding matrix.
+    src_text, src_text_lens: (B, S) source-transcript token ids (-1 padded), (B,); None when the
+        data has no ``src_text`` column.
     """
 
     projector_aux: Dict[str, torch.Tensor]
@@ -39,6 +43,11 @@ class AuxLossInputs:
     encoder_out_lens: Optional[torch.Tensor] = None
     phone_ali: Optional[torch.Tensor] = None
     phone_ali_lens: Optional[torch.Tensor] = None
+    speech_embeds: Optional[torch.Tensor] = None
+    speech_embed_lens: Optional[torch.Tensor] = None
+    token_embeddings: Optional[torch.Tensor] = None
+    src_text: Optional[torch.Tensor] = None
+    src_text_lens: Optional[torch.Tensor] = None
 
 
 class AbsAuxLoss(torch.nn.Module, ABC):

@@ -19,6 +19,7 @@ import torch
 
 from csst_espnet.losses.frame_phone import FramePhoneLoss
 from csst_espnet.losses.routing import GlobalBalanceLoss, IntraGroupBalanceLoss, LanguageLoss, RouterZLoss
+from csst_espnet.losses.src_ctc import SourceCTCLoss
 from csst_espnet.losses.transition import TransitionLoss
 
 AUX_LOSSES = {
@@ -28,6 +29,7 @@ AUX_LOSSES = {
     "z_loss": RouterZLoss,
     "transition": TransitionLoss,
     "frame_phone": FramePhoneLoss,
+    "src_ctc": SourceCTCLoss,
 }
 
 _SPEC_KEYS = {"name", "weight", "conf", "key"}
@@ -38,10 +40,12 @@ def build_aux_losses(
     projector: torch.nn.Module,
     languages: Sequence[str],
     encoder_output_size: Optional[int] = None,
+    llm_hidden_size: Optional[int] = None,
 ) -> Tuple[torch.nn.ModuleDict, Dict[str, float]]:
     """Build the hooks of ``specs``: returns ``(ModuleDict key -> hook, dict key -> weight)``.
 
-    Hooks with ``uses_encoder_output = True`` also get ``encoder_output_size``.
+    Hooks with ``uses_encoder_output = True`` also get ``encoder_output_size``, hooks with
+    ``uses_llm_width = True`` get ``llm_hidden_size``.
     """
     hooks = torch.nn.ModuleDict()
     weights: Dict[str, float] = {}
@@ -68,6 +72,10 @@ def build_aux_losses(
                 if encoder_output_size is None:
                     raise ValueError(f"aux loss '{key}' reads the encoder output: give encoder_output_size")
                 conf["encoder_output_size"] = encoder_output_size
+            if getattr(AUX_LOSSES[name], "uses_llm_width", False):
+                if llm_hidden_size is None:
+                    raise ValueError(f"aux loss '{key}' reads the LLM's embeddings: give llm_hidden_size")
+                conf["llm_hidden_size"] = llm_hidden_size
             hooks[key] = AUX_LOSSES[name](projector=projector, languages=tuple(languages), **conf)
         except TypeError as e:
             raise ValueError(f"aux loss '{key}' ({AUX_LOSSES[name].__name__}): bad conf {conf}: {e}") from e

@@ -113,9 +113,10 @@ class ESPnetCSSTModel(AbsESPnetModel):
         text: torch.Tensor,
         prompt: torch.Tensor,
         prompt_lengths: torch.Tensor,
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """Float32 logits (B, L, V) at the positions that predict each token of ``text`` (B, L),
-        padded with ``ignore_id``; the projector's aux dict; the encoder output (B, T, D) and lengths."""
+        padded with ``ignore_id``; the projector's aux dict; the speech side: encoder output
+        ``enc`` (B, T, D), ``enc_lengths``, speech embeddings ``embeds`` (B, T', H), ``embed_lengths``."""
         enc, enc_lengths = self.encode_frames(speech, speech_lengths)
         speech_embeds, speech_embed_lengths, projector_aux = self.projector(enc, enc_lengths)
         prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
@@ -126,7 +127,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
         start = prefix.size(1)
         positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
         logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
-        return logits, projector_aux, enc, enc_lengths
+        speech = dict(enc=enc, enc_lengths=enc_lengths, embeds=speech_embeds, embed_lengths=speech_embed_lengths)
+        return logits, projector_aux, speech
 
     # ------------------------------------------------------------------ training
     def forward(
@@ -143,6 +145,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
         task_lengths: Optional[torch.Tensor] = None,
         phone_ali: Optional[torch.Tensor] = None,
         phone_ali_lengths: Optional[torch.Tensor] = None,
+        src_text: Optional[torch.Tensor] = None,
+        src_text_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         batch = speech.size(0)
@@ -151,7 +155,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         model_inputs = dict(
             speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
         )
-        logits, projector_aux, enc, enc_lengths = self.target_logits(**model_inputs)  # logits (B, L, V)
+        logits, projector_aux, speech_side = self.target_logits(**model_inputs)  # logits (B, L, V)
 
         token_ce = torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
@@ -172,10 +176,15 @@ class ESPnetCSSTModel(AbsESPnetModel):
                 logits=logits,
                 target_mask=target_mask,
                 model_inputs=model_inputs,
-                encoder_out=enc,
-                encoder_out_lens=enc_lengths,
+                encoder_out=speech_side["enc"],
+                encoder_out_lens=speech_side["enc_lengths"],
                 phone_ali=phone_ali,
                 phone_ali_lens=phone_ali_lengths,
+                speech_embeds=speech_side["embeds"],
+                speech_embed_lens=speech_side["embed_lengths"],
+                token_embeddings=self.llm.input_embeddings,
+                src_text=src_text,
+                src_text_lens=src_text_lengths,
             )
             loss = loss + self._aux_loss(inputs_for_aux, batch, stats)
         stats["loss"] = loss.detach()

@@ -175,7 +175,11 @@ class CSSTTask(AbsTask):
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
         aux_losses, aux_weights = build_aux_losses(
-            args.aux_losses, projector, args.languages, encoder_output_size=encoder.output_size()
+            args.aux_losses,
+            projector,
+            args.languages,
+            encoder_output_size=encoder.output_size(),
+            llm_hidden_size=llm.hidden_size,
         )
         return ESPnetCSSTModel(
             frontend=frontend,

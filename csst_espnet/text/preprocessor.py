@@ -1,7 +1,8 @@
 """Turns one utterance's raw data (ESPnet dataset output) into model inputs.
 
 In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings,
-``src_text`` and ``phone_ali`` (frame phone ids, passed on as int64). Out: ``speech`` float32, ``text`` target token ids ending in EOS, ``prompt``
+``src_text`` (source transcript) and ``phone_ali`` (frame phone ids, passed on as int64). Out: ``speech``
+float32, ``text`` target token ids ending in EOS, ``src_text`` transcript token ids (no EOS), ``prompt``
 token ids rendered by :class:`PromptTemplate`, ``lang`` and ``task`` as one-element id arrays.
 """
 
@@ -60,8 +61,11 @@ class CSSTPreprocessor:
             out["text"] = np.asarray(self.template.target_ids(text), dtype=np.int64)
         if "phone_ali" in data:  # frame phone ids (text_int), for the frame_phone loss
             out["phone_ali"] = np.asarray(data["phone_ali"], dtype=np.int64)
-        # src_text is kept in data directories for scoring and validation; the model reads
-        # the target only, so it is not passed on.
+        if "src_text" in data:  # the source transcript, for the src_ctc loss
+            src_text = data["src_text"].strip()
+            if not src_text:
+                raise ValueError(f"utterance '{uid}': empty src_text (source transcript)")
+            out["src_text"] = np.asarray(self.template.text_ids(src_text), dtype=np.int64)
         return out
 
     @staticmethod

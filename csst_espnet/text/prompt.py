@@ -80,8 +80,12 @@ class PromptTemplate:
             self._cache[key] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return list(self._cache[key])
 
+    def text_ids(self, text: str) -> List[int]:
+        """Token ids of a text, without special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
     def target_ids(self, text: str) -> List[int]:
         """Token ids of a target text, closed by the end-of-sequence token."""
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the LLM tokenizer has no eos_token; set one when saving the tokenizer")
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return self.text_ids(text) + [self.tokenizer.eos_token_id]

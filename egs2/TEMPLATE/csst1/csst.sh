@@ -76,6 +76,7 @@ phase3_tag=
 phase1_init_param=    # initial model of phase 1 (phases 2 and 3 start from the previous phase)
 train_args=           # more csst_train options for every phase
 use_phone_ali=true    # pass <dir>/phone_ali (phone ids per 10 ms frame) to training when every utterance has one
+use_src_text=true     # pass <dir>/src_text (source transcript) to training when every utterance has one
 phase1_args=
 phase2_args=
 phase3_args=
@@ -114,7 +115,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
-  --use_phone_ali true|false,
+  --use_phone_ali true|false, --use_src_text true|false,
   --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
@@ -231,8 +232,8 @@ data_args() {  # data_args train|valid DIR: the data options of csst_train
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2lang,lang,text"
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2task,task,text"
 }
-has_phone_ali() {  # has_phone_ali DIR: whether DIR/phone_ali has an entry for every utterance of DIR/wav.scp
-    [ -f "$1/phone_ali" ] && cmp -s <(cut -d ' ' -f 1 "$1/wav.scp") <(cut -d ' ' -f 1 "$1/phone_ali")
+has_column() {  # has_column DIR FILE: whether DIR/FILE has an entry for every utterance of DIR/wav.scp
+    [ -f "$1/$2" ] && cmp -s <(cut -d ' ' -f 1 "$1/wav.scp") <(cut -d ' ' -f 1 "$1/$2")
 }
 llm_args() {  # the LLM / tokenizer options of csst_train that stages 5 and 6 decide
     if "${use_text_lm}"; then
@@ -465,20 +466,27 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
         _opts+="--multiprocessing_distributed true --num_nodes ${num_nodes} "
     fi
-    local _ali="" _m _d
-    if "${use_phone_ali}"; then
+    # optional columns for the auxiliary losses: phone_ali (frame_phone), src_text (src_ctc)
+    local _extra="" _m _d _col _type _what _use
+    for _col in phone_ali src_text; do
+        case "${_col}" in
+            phone_ali) _use=${use_phone_ali} _type=text_int _what="frame phone ids" ;;
+            src_text) _use=${use_src_text} _type=text _what="source transcripts" ;;
+        esac
+        if ! "${_use}"; then
+            log "${_name}: ${_col} not passed (--use_${_col} false)"
+            continue
+        fi
         for _m in train valid; do
             if [ "${_m}" = train ]; then _d=${_train}; else _d=${_valid}; fi
-            if has_phone_ali "${_d}"; then
-                _ali+="--${_m}_data_path_and_name_and_type ${_d}/phone_ali,phone_ali,text_int "
-                log "${_name}: ${_m} data with frame phone ids ${_d}/phone_ali"
+            if has_column "${_d}" "${_col}"; then
+                _extra+="--${_m}_data_path_and_name_and_type ${_d}/${_col},${_col},${_type} "
+                log "${_name}: ${_m} data with ${_what} ${_d}/${_col}"
             else
-                log "${_name}: ${_m} data without frame phone ids (not every utterance of ${_d} has a phone_ali)"
+                log "${_name}: ${_m} data without ${_what} (not every utterance of ${_d} has a ${_col})"
             fi
         done
-    else
-        log "${_name}: phone_ali not passed (--use_phone_ali false)"
-    fi
+    done
     mkdir -p "${_exp}"
     write_resume "${_exp}" "${_stage}"
     log "${_name}: log in ${_exp}/train.log"
@@ -486,7 +494,7 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
     ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
         ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
             --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
-            $(data_args train "${_train}") $(data_args valid "${_valid}") ${_ali} \
+            $(data_args train "${_train}") $(data_args valid "${_valid}") ${_extra} \
             --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
             --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
             ${_opts} ${train_args} ${_args} \
