@@ -38,7 +38,7 @@ def test_value_is_ctc_over_scaled_cosine_logits_and_learns():
 
     full = torch.cat([table, hook.blank[None]])
     cos = torch.nn.functional.cosine_similarity(embeds[:, :, None], full[None, None], dim=-1)  # (B, T, V + 1)
-    log_probs = (10.0 * cos).log_softmax(-1)
+    log_probs = (hook.log_scale.exp() * cos).log_softmax(-1)
     ref = [torch.nn.functional.ctc_loss(log_probs[b, : embed_lens[b]], labels[b, : label_lens[b]],
                                         embed_lens[b : b + 1], label_lens[b : b + 1], blank=5, reduction="sum")
            / label_lens[b]
