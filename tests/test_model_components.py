@@ -170,3 +170,29 @@ def test_moe_projector_with_routing_losses_trains_in_the_model(tiny_llm, tiny_wh
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
     assert {"loss_lang", "loss_balance", "loss_z_loss", "lang_route_acc_zh", "balance_load_e0"} <= set(stats)
+
+
+def test_specaug_masks_features_in_training_only(tiny_llm, tiny_whisper):
+    """--specaug specaug (ESPnet's SpecAugment) changes the encoder input in train mode, never in eval."""
+    from csst_espnet.tasks.csst import CSSTTask
+    from train_utils import tiny_model_args
+
+    args = tiny_model_args(tiny_llm, tiny_whisper)
+    plain = CSSTTask.build_model(args)
+    args.specaug, args.specaug_conf = "specaug", dict(
+        apply_time_warp=False, apply_freq_mask=True, freq_mask_width_range=[10, 20], num_freq_mask=2,
+        apply_time_mask=False)
+    model = CSSTTask.build_model(args)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    speech = torch.from_numpy(synth_utterance(0, 0.6))[None]
+    lengths = torch.tensor([speech.size(1)])
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].clone()))
+    plain.encoder.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].clone()))
+    model.eval(), plain.eval()
+    model.encode_frames(speech, lengths), plain.encode_frames(speech, lengths)
+    assert torch.equal(seen[0], seen[1])
+    model.train(), plain.train()
+    model.encode_frames(speech, lengths), plain.encode_frames(speech, lengths)
+    masked_bins = (seen[2] != seen[3]).any(dim=1).sum()  # (B, T, F): mel bins changed anywhere
+    assert 10 <= int(masked_bins) <= 40

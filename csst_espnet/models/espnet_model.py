@@ -12,6 +12,7 @@ import torch
 
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
@@ -29,7 +30,8 @@ def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 class ESPnetCSSTModel(AbsESPnetModel):
     """Args:
-    frontend, normalize, encoder, projector, llm: the components (frontend/normalize optional).
+    frontend, specaug, normalize, encoder, projector, llm: the components (frontend, specaug and
+        normalize optional; specaug, e.g. SpecAugment masks, acts in training only).
     languages: language codes; ``lang`` inputs index into this list.
     aux_losses: auxiliary loss hooks and weights, ``{name: (module, weight)}`` (built by the task).
     ce_weight: weight of the plain target CE (0 when a transition loss replaces it).
@@ -44,6 +46,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         projector: AbsProjector,
         llm: HFCausalLM,
         languages: Sequence[str],
+        specaug: Optional[AbsSpecAug] = None,
         aux_losses: Optional[torch.nn.ModuleDict] = None,
         aux_loss_weights: Optional[Dict[str, float]] = None,
         ce_weight: float = 1.0,
@@ -54,6 +57,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         if projector.output_size() != llm.hidden_size:
             raise ValueError(f"projector gives width {projector.output_size()}, LLM expects {llm.hidden_size}")
         self.frontend = frontend
+        self.specaug = specaug
         self.normalize = normalize
         self.encoder = encoder
         self.projector = projector
@@ -72,6 +76,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)
+        if self.specaug is not None and self.training:
+            feats, feats_lengths = self.specaug(feats, feats_lengths)
         if self.normalize is not None:
             feats, feats_lengths = self.normalize(feats, feats_lengths)
         enc, enc_lengths = self.encoder(feats, feats_lengths)[:2]

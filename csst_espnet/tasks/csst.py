@@ -17,6 +17,8 @@ from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from espnet2.asr.frontend.default import DefaultFrontend
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
+from espnet2.asr.specaug.specaug import SpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
@@ -44,6 +46,13 @@ frontend_choices = ClassChoices(
     classes=dict(whisper=WhisperLogMel, default=DefaultFrontend),
     type_check=AbsFrontend,
     default="whisper",
+    optional=True,
+)
+specaug_choices = ClassChoices(
+    name="specaug",
+    classes=dict(specaug=SpecAug),
+    type_check=AbsSpecAug,
+    default=None,
     optional=True,
 )
 normalize_choices = ClassChoices(
@@ -80,7 +89,14 @@ def yaml_value(value: str):
 
 class CSSTTask(AbsTask):
     num_optimizers: int = 1
-    class_choices_list = [frontend_choices, normalize_choices, encoder_choices, projector_choices, llm_choices]
+    class_choices_list = [
+        frontend_choices,
+        specaug_choices,
+        normalize_choices,
+        encoder_choices,
+        projector_choices,
+        llm_choices,
+    ]
     trainer = Trainer
 
     @classmethod
@@ -166,6 +182,9 @@ class CSSTTask(AbsTask):
             frontend, input_size = None, args.input_size
             if input_size is None:
                 raise ValueError("--input_size is required with --frontend none")
+        specaug = None
+        if getattr(args, "specaug", None) is not None:
+            specaug = specaug_choices.get_class(args.specaug)(**args.specaug_conf)
         normalize = None
         if args.normalize is not None:
             normalize = normalize_choices.get_class(args.normalize)(**args.normalize_conf)
@@ -183,6 +202,7 @@ class CSSTTask(AbsTask):
         )
         return ESPnetCSSTModel(
             frontend=frontend,
+            specaug=specaug,
             normalize=normalize,
             encoder=encoder,
             projector=projector,
