@@ -97,16 +97,18 @@ def test_each_phase_has_its_model(recipe):
         assert config["llm_conf"]["lora"] is not None
         losses = [a["name"] for a in config["aux_losses"]]
         if i < 3:
-            assert losses == ["lang", "balance", "frame_phone"]
+            assert losses == ["lang", "balance", "frame_phone", "src_ctc"]
             assert "epoch results" in (exp / "train.log").read_text()
         else:
-            assert losses == ["transition", "lang", "balance", "frame_phone"] and config["model_conf"]["ce_weight"] == 0
+            assert losses == ["transition", "lang", "balance", "frame_phone", "src_ctc"]
+            assert config["model_conf"]["ce_weight"] == 0
             assert config["aux_losses"][0]["conf"]["mode"] == "distill"
         init = config["init_param"]
         assert init == ([] if i == 1 else [f"exp/{PHASES[i - 2]}/valid.acc.ave.pth"])
         assert config["train_data_path_and_name_and_type"][0][0] == f"dump/raw/train_phase{i}/wav.scp"
     log = (st1 / "exp" / PHASES[2] / "train.log").read_text()
-    assert "transition_kl" in log and "frame_phone_acc" in log
+    assert "transition_kl" in log and "frame_phone_acc" in log and "loss_src_ctc" in log
+    assert [p[1] for p in config["train_data_path_and_name_and_type"]][-1] == "src_text"  # passed by csst.sh
 
 
 def test_decoding_outputs(recipe):
