@@ -14,7 +14,7 @@ its speech embeddings can align to contributes 0 (``zero_infinity``) and is coun
 ``<prefix>_infeasible`` stat.
 
     aux_losses:
-      - {name: src_ctc, weight: 0.3}
+      - {name: src_ctc, weight: 0.5}
 """
 
 import math
@@ -79,6 +79,6 @@ class SourceCTCLoss(AbsAuxLoss):
             reduction="none",
             zero_infinity=True,
         )  # (B',)
-        infeasible = (per_utt == 0) & (kept_lens > 0)
+        infeasible = per_utt == 0
         loss = (per_utt / kept_lens.clamp(min=1)).mean()
         return loss, {f"{self.prefix}_infeasible": infeasible.float().sum()}
