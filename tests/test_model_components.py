@@ -109,6 +109,22 @@ def test_bf16_backbone_survives_espnet_dtype_cast(tiny_llm):
     assert logits.shape[:2] == (1, 5) and torch.isfinite(logits.float()).all()
 
 
+def test_frozen_lora_stays_in_checkpoints(tiny_llm, tiny_whisper):
+    """A LoRA adapter frozen in a later phase (--freeze_param llm) is saved; the frozen base LLM is not."""
+    model, _ = _build(tiny_llm, tiny_whisper, lora={"r": 4})
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()  # trained adapter weights (LoRA B starts at zero)
+    model.llm.requires_grad_(False)
+    state = model.state_dict()
+    lora = {k for k in state if "lora_" in k}
+    assert lora and all("lora_" in k for k in state if k.startswith("llm."))
+    rebuilt, _ = _build(tiny_llm, tiny_whisper, lora={"r": 4})  # as decoding builds it: adapters trainable
+    assert not rebuilt.load_state_dict(state, strict=True).missing_keys
+    assert all(torch.equal(rebuilt.state_dict()[k], state[k]) for k in lora)
+
+
 @pytest.mark.parametrize("pad_to_30s", [False, True])
 def test_frontend_and_whisper_encoder_batch_equals_single(tiny_whisper, pad_to_30s):
     from csst_espnet.encoder.whisper import HFWhisperEncoder

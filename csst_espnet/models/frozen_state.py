@@ -5,12 +5,21 @@ averaged model, and loads them back with ``load_state_dict``. A submodule that s
 ``restores_frozen_from_pretrained = True`` (the LLM, a pretrained Whisper encoder) reloads its
 weights from its pretrained source whenever the model is built, so its parameters with
 ``requires_grad=False`` are dropped from the state dict and not reported missing on loading.
-What trains (projector, LoRA, unfrozen layers) is always saved.
+What trains (projector, LoRA, unfrozen layers) is always saved, and so are adapter weights
+(peft's ``lora_*`` parameters) even when frozen (e.g. by ``--freeze_param`` in a later phase):
+they come from training, not from the pretrained source.
 """
 
 from typing import Set
 
 import torch
+
+ADAPTER_PREFIX = "lora_"  # peft's LoRA parameters: lora_A, lora_B, lora_embedding_*, lora_magnitude_*
+
+
+def is_adapter(name: str) -> bool:
+    """Whether a parameter name belongs to a peft adapter (never restored from a pretrained source)."""
+    return any(part.startswith(ADAPTER_PREFIX) for part in name.split("."))
 
 
 def frozen_pretrained_names(model: torch.nn.Module) -> Set[str]:
@@ -20,7 +29,7 @@ def frozen_pretrained_names(model: torch.nn.Module) -> Set[str]:
         if not getattr(module, "restores_frozen_from_pretrained", False):
             continue
         prefix = f"{module_name}." if module_name else ""
-        names.update(prefix + n for n, p in module.named_parameters() if not p.requires_grad)
+        names.update(prefix + n for n, p in module.named_parameters() if not p.requires_grad and not is_adapter(n))
     return names
 
 
