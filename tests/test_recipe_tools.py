@@ -197,6 +197,20 @@ def test_tokenizer_round_trip_and_specials(tokenizer_dir):
     assert info["vocab_size"] == len(tok) and info["vocab_size"] < 1000
 
 
+def test_han_chars_keeps_mandarin_by_character_and_merges_english(tmp_path):
+    from csst_espnet.bin.make_tokenizer import make_tokenizer
+
+    sentences = ["这个跟聚类有关"] * 40 + ["the gradient"] * 20  # Mandarin pairs are the most frequent
+    pieces = {}
+    for han in (False, True):
+        tok, info = make_tokenizer(str(tmp_path / str(han)), sentences, vocab_size=290, han_chars=han)
+        assert info["han_chars"] == (7 if han else 0) and info["vocab_size"] == 290
+        pieces[han] = (tok.tokenize(sentences[0]), tok.tokenize(sentences[-1]))
+    # without the option BPE spends its merges on the Mandarin word; with it, on the English words
+    assert pieces[False] == (["▁这个跟聚类有关"], ["▁t", "he", "▁", "gr", "adi", "en", "t"])
+    assert pieces[True] == (["▁", "这", "个", "跟", "聚", "类", "有", "关"], ["▁the", "▁gradient"])
+
+
 def test_make_tokenizer_cli(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("\n".join(SENTENCES) + "\n")

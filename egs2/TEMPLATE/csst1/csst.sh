@@ -51,6 +51,7 @@ tokenizer_dir=data/tokenizer  # stage 5 output (a Hugging Face tokenizer directo
 nbpe=800              # sentencepiece vocabulary size
 tokenizer_text=       # extra text files for the tokenizer and the text LM ("LANG:FILE" or FILE)
 tokenizer_pairs=      # extra translation pair files (TSV source<TAB>target)
+tokenizer_args=       # more options of csst_espnet.bin.make_tokenizer (e.g. "--han_chars true")
 use_text_lm=false     # stage 6: train a small causal LM on the corpus text and use it as the LLM
 text_lm_config=conf/text_lm.yaml
 text_lm_dir=          # stage 6 output (default: ${expdir}/text_lm)
@@ -109,7 +110,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --fs HZ, --min_wav_duration S, --max_wav_duration S, --drop_invalid true|false,
   --lang_pair SRC-TGT, --languages "zh,en,cs",
   --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
-  --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...",
+  --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...", --tokenizer_args "...",
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...", --text_lm_oracle true|false,
   --train_sets "...", --valid_set SET, --test_sets "...", --asr_test_sets "...",
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
@@ -363,7 +364,7 @@ if run_stage 5; then
         for _f in ${tokenizer_pairs}; do _opts+=(--tsv "${_f}"); done
         log "reads ${_opts[*]}, writes ${tokenizer_dir}"
         ${python} -m csst_espnet.bin.make_tokenizer --out_dir "${tokenizer_dir}" --vocab_size "${nbpe}" \
-            --target_language "${tgt_lang}" --languages "${languages}" "${_opts[@]}"
+            --target_language "${tgt_lang}" --languages "${languages}" "${_opts[@]}" ${tokenizer_args}
         write_resume "${tokenizer_dir}" 5
         stage_end 5
     fi
