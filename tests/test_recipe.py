@@ -62,7 +62,8 @@ def test_data_dirs_are_valid(recipe, monkeypatch):
     assert all(p.startswith("dump/raw/train_cs/data/") for p in wav.values())
     for name in ("dev", *TEST_SETS):
         asr = kd.DataDir.read(str(st1 / "dump" / "raw" / f"{name}_asr"))
-        assert asr.utt["text"] == kd.read_table(str(st1 / "dump" / "raw" / name / "src_text"))
+        src_text = kd.read_table(str(st1 / "dump" / "raw" / name / "src_text"))
+        assert asr.utt["text"] == {f"{u}-asr": v for u, v in src_text.items()}
         assert set(asr.utt["utt2task"].values()) == {"asr"}
     for p in ("train_phase1", "train_phase2", "train_phase3"):
         shapes = kd.read_table(str(st1 / "exp" / "csst_stats" / "sets" / p / "speech_shape"))
@@ -127,8 +128,11 @@ def test_decoding_outputs(recipe):
         lines = (st1 / "exp" / "text_lm_oracle" / "gold_transcripts" / test_set / "text").read_text().splitlines()
         assert [line.split(" ", 1)[0] for line in lines] == utts, test_set
     assert "--stage 13 --stop_stage 13" in (st1 / "exp" / "text_lm_oracle" / "gold_transcripts" / "run.sh").read_text()
-    # the ASR copies share the utterance ids of their sets: decoded in a job array of their own, with utt2task
-    logdir = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "logdir_asr"
+    # the test sets and their ASR copies are decoded in one job array, with utt2task
+    logdir = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "logdir"
+    keys = [line.split()[0] for f in sorted(logdir.glob("keys.*.scp")) for line in f.read_text().splitlines()]
+    assert sorted(keys) == sorted(u for s in TEST_SETS + ASR_TEST_SETS
+                                  for u in kd.read_table(str(st1 / "dump" / "raw" / s / "wav.scp")))
     assert "utt2task,task,text" in (logdir / "inference.1.log").read_text()
 
 

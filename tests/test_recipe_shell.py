@@ -148,8 +148,8 @@ def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
     train = (raw / "train_phase1" / "wav.scp").read_text()
     assert "spk1-u1" not in train and "spk0-u2" not in train and len(train.splitlines()) == 4
     assert [line.split("\t")[0] for line in (raw / "dev" / "dropped.txt").read_text().splitlines()] == ["spk1-u7"]
-    assert (raw / "dev_asr" / "utt2task").read_text().split() == ["spk0-u6", "asr"]
-    assert (raw / "dev_asr" / "text").read_text() == "spk0-u6 源 spk0-u6\n"
+    assert (raw / "dev_asr" / "utt2task").read_text().split() == ["spk0-u6-asr", "asr"]
+    assert (raw / "dev_asr" / "text").read_text() == "spk0-u6-asr 源 spk0-u6\n"
     assert (raw / "run.sh").exists() and "--stage 4 --stop_stage 4" in (raw / "run.sh").read_text()
     assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("4\t")
 
@@ -176,8 +176,8 @@ def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
     r = bash("./csst.sh", recipe, *args)
     assert r.returncode == 0, r.stderr
     assert "reads dump/raw/test, writes dump/raw/test_asr (ASR: target = src_text)" in r.stderr
-    assert (raw / "test_asr" / "text").read_text() == "spk0-u8 源 8\nspk1-u9 源 9\n"
-    assert (raw / "test_asr" / "utt2task").read_text() == "spk0-u8 asr\nspk1-u9 asr\n"
+    assert (raw / "test_asr" / "text").read_text() == "spk0-u8-asr 源 8\nspk1-u9-asr 源 9\n"
+    assert (raw / "test_asr" / "utt2task").read_text() == "spk0-u8-asr asr\nspk1-u9-asr asr\n"
     assert (raw / "dev_asr" / "utt2task").exists()
 
 

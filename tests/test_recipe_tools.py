@@ -298,13 +298,18 @@ def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_pat
 
 # ----------------------------------------------------------------------------------- recipe_utils
 def test_asr_dir_and_lm_text(tmp_path):
-    d = small_dir(tmp_path / "dev", 4)
-    kd.write_table(str(d / "phone_ali"), {u: "0 1 1 0" for u in kd.read_table(str(d / "wav.scp"))})
+    d = small_dir(tmp_path / "dev", 4)  # 0.5 s utterances: 50 alignment frames
+    kd.write_table(str(d / "phone_ali"), {u: " ".join(["0"] * 10 + ["1"] * 30 + ["0"] * 10)
+                                          for u in kd.read_table(str(d / "wav.scp"))})
     (d / "text.2").write_text((d / "text").read_text())
     recipe_utils.asr_dir(str(d), str(tmp_path / "dev_asr"))
     a = kd.DataDir.read(str(tmp_path / "dev_asr"))
-    assert a.utt["text"] == kd.read_table(str(d / "src_text"))
-    assert a.utt["phone_ali"] == kd.read_table(str(d / "phone_ali"))  # the same audio
+    copy = lambda table: {f"{u}-asr": v for u, v in table.items()}  # ids unique over set and copy
+    assert a.utt["text"] == copy(kd.read_table(str(d / "src_text")))
+    assert a.utt["phone_ali"] == copy(kd.read_table(str(d / "phone_ali")))  # the same audio
+    assert a.utt["wav.scp"] == copy(kd.read_table(str(d / "wav.scp")))
+    assert a.utt["utt2spk"] == copy(kd.read_table(str(d / "utt2spk")))
+    assert kd.validate(str(tmp_path / "dev_asr"), progress=False).ok
     assert set(a.utt["utt2task"].values()) == {"asr"} and "text.2" not in a.utt
     # ST utterances: the source transcript is text of the speech language, the pair goes to pairs.tsv
     counts = recipe_utils.lm_text(str(d), str(tmp_path / "lm"))

@@ -2,9 +2,9 @@
 """Small data and file operations of the csst recipe pipeline (``egs2/TEMPLATE/csst1/csst.sh``).
 
     python -m csst_espnet.bin.recipe_utils asr_dir SRC OUT
-        OUT = SRC as an ASR set: target ``text`` = ``src_text``, ``utt2task`` = asr
-        (extra translation references ``text.N`` are left out; the audio, and so ``phone_ali``,
-        are the same).
+        OUT = SRC as an ASR set: target ``text`` = ``src_text``, ``utt2task`` = asr, utterance ids
+        ``<id>-asr`` (so that a set and its ASR copy decode in one job array); extra translation
+        references ``text.N`` are left out; the audio, and so ``phone_ali``, are the same.
     python -m csst_espnet.bin.recipe_utils lm_text DIR OUT
         Text of a data dir for the text LM: ``OUT/mono.<lang>.txt``, the transcripts of the
         utterances whose speech is in one language <lang> (``text`` of ASR, ``src_text`` of ST
@@ -35,6 +35,7 @@ import yaml
 from csst_espnet.data import kaldi_dir as kd
 
 DECODE_FILES = ("text", "token", "token_int", "score")
+ASR_COPY_SUFFIX = "-asr"  # utterance ids of an ASR copy (asr_dir): the speaker prefix and Kaldi order stay
 
 
 class RecipeError(ValueError):
@@ -53,6 +54,7 @@ def asr_dir(src: str, out: str) -> int:
     d.utt["utt2task"] = {u: "asr" for u in d.utt["text"]}
     for name in [n for n in d.utt if n.startswith("text.")]:
         del d.utt[name]
+    d.utt = {name: {u + ASR_COPY_SUFFIX: v for u, v in table.items()} for name, table in d.utt.items()}
     d.write(out)
     return len(d)
 

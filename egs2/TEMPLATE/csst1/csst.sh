@@ -572,14 +572,11 @@ if run_stage 13; then
     if "${gpu_inference}"; then _cmd="${cuda_cmd} --gpu 1"; _ngpu=1; else _cmd="${decode_cmd}"; _ngpu=0; fi
     _conf_args=$(${python} -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
     for _exp in $(decode_exps); do
-        # the test sets in one job array (utterance ids are unique over them), split back after; their
-        # ASR copies share the ids, so they have a job array of their own
+        # the test sets and their ASR copies in one job array (utterance ids are unique over them: the
+        # copies' ids end in -asr), split back after
         # shellcheck disable=SC2086
-        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" false ${test_sets}
-        if [ -n "${asr_test_names}" ]; then
-            # shellcheck disable=SC2086
-            decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir_asr" true ${asr_test_names}
-        fi
+        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" "$([ -n "${asr_test_names}" ] && echo true || echo false)" \
+            ${test_sets} ${asr_test_names}
     done
     if "${use_text_lm}" && "${text_lm_oracle}"; then
         # the stage-6 LLM translating the gold transcripts: what the speech models could reach at best

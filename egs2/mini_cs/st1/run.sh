@@ -48,8 +48,7 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --asr_test_sets "test_cs test_mono" \
     --tokenizer_text "zh:data/lm_text/zh.txt en:data/lm_text/en.txt" \
     --tokenizer_pairs data/lm_text/zh2en.tsv \
-    --nbpe 1100 \
-    --tokenizer_args "--han_chars true" \
+    --nbpe 800 \
     --use_text_lm true \
     --text_lm_config "${conf}/text_lm.yaml" \
     --phase1_config "${conf}/train_phase1.yaml" \
