@@ -7,7 +7,7 @@ import torch
 from conftest import SENTENCES, synth_utterance
 
 
-def _build(tiny_llm, tiny_whisper, **llm_kwargs):
+def _build(tiny_llm, tiny_whisper, freeze_encoder=True, **llm_kwargs):
     from csst_espnet.encoder.whisper import HFWhisperEncoder
     from csst_espnet.frontend.whisper import WhisperLogMel
     from csst_espnet.llm.hf_causal_lm import HFCausalLM
@@ -16,7 +16,7 @@ def _build(tiny_llm, tiny_whisper, **llm_kwargs):
     from csst_espnet.text.preprocessor import build_preprocessor
 
     torch.manual_seed(0)
-    encoder = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper))
+    encoder = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), freeze=freeze_encoder)
     llm = HFCausalLM(str(tiny_llm), **llm_kwargs)
     projector = MLPProjector(encoder.output_size(), llm.hidden_size, downsample_rate=2, hidden_size=32)
     model = ESPnetCSSTModel(WhisperLogMel(), None, encoder, projector, llm, ["zh", "en", "es", "cs"]).eval()
@@ -123,6 +123,25 @@ def test_frozen_lora_stays_in_checkpoints(tiny_llm, tiny_whisper):
     rebuilt, _ = _build(tiny_llm, tiny_whisper, lora={"r": 4})  # as decoding builds it: adapters trainable
     assert not rebuilt.load_state_dict(state, strict=True).missing_keys
     assert all(torch.equal(rebuilt.state_dict()[k], state[k]) for k in lora)
+
+
+def test_weights_trained_in_an_earlier_phase_stay_in_checkpoints_when_frozen(tiny_llm, tiny_whisper):
+    """A pretrained encoder fine-tuned in phase 1 and frozen in phase 3 keeps its fine-tuned weights."""
+    phase1, _ = _build(tiny_llm, tiny_whisper, freeze_encoder=False)
+    with torch.no_grad():
+        for p in phase1.encoder.parameters():
+            p.add_(0.5)  # fine-tuned: no longer the pretrained weights
+    phase3, _ = _build(tiny_llm, tiny_whisper, freeze_encoder=False)
+    phase3.load_state_dict(phase1.state_dict(), strict=False)  # init_param
+    phase3.encoder.requires_grad_(False)  # --freeze_param encoder
+    phase3.llm.requires_grad_(False)
+    state = phase3.state_dict()
+    encoder = {k for k in phase1.state_dict() if k.startswith("encoder.")}
+    assert encoder and encoder <= set(state)
+    assert not any(k.startswith("llm.") for k in state)  # never trained: restored from the pretrained LLM
+    decoded, _ = _build(tiny_llm, tiny_whisper)
+    assert not decoded.load_state_dict(state, strict=True).missing_keys
+    assert all(torch.equal(decoded.state_dict()[k], phase1.state_dict()[k]) for k in encoder)
 
 
 @pytest.mark.parametrize("pad_to_30s", [False, True])

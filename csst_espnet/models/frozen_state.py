@@ -5,9 +5,12 @@ averaged model, and loads them back with ``load_state_dict``. A submodule that s
 ``restores_frozen_from_pretrained = True`` (the LLM, a pretrained Whisper encoder) reloads its
 weights from its pretrained source whenever the model is built, so its parameters with
 ``requires_grad=False`` are dropped from the state dict and not reported missing on loading.
-What trains (projector, LoRA, unfrozen layers) is always saved, and so are adapter weights
-(peft's ``lora_*`` parameters) even when frozen (e.g. by ``--freeze_param`` in a later phase):
-they come from training, not from the pretrained source.
+What trains (projector, LoRA, unfrozen layers) is always saved. So is, even when frozen (e.g. by
+``--freeze_param`` in a later phase), whatever does not come from the pretrained source: adapter
+weights (peft's ``lora_*`` parameters) and every parameter once loaded from a checkpoint
+(``init_param`` of an earlier phase, a resumed or decoded model), since a checkpoint holds only
+weights that trained. Without that, an encoder fine-tuned in phase 1 and frozen in phase 3 would
+silently fall back to its pretrained weights.
 """
 
 from typing import Set
@@ -15,6 +18,7 @@ from typing import Set
 import torch
 
 ADAPTER_PREFIX = "lora_"  # peft's LoRA parameters: lora_A, lora_B, lora_embedding_*, lora_magnitude_*
+FROM_CHECKPOINT = "_csst_from_checkpoint"  # attribute: names of the module's parameters loaded from a checkpoint
 
 
 def is_adapter(name: str) -> bool:
@@ -29,7 +33,9 @@ def frozen_pretrained_names(model: torch.nn.Module) -> Set[str]:
         if not getattr(module, "restores_frozen_from_pretrained", False):
             continue
         prefix = f"{module_name}." if module_name else ""
-        names.update(prefix + n for n, p in module.named_parameters() if not p.requires_grad and not is_adapter(n))
+        from_checkpoint = getattr(module, FROM_CHECKPOINT, set())
+        names.update(prefix + n for n, p in module.named_parameters()
+                     if not p.requires_grad and not is_adapter(n) and n not in from_checkpoint)
     return names
 
 
@@ -45,5 +51,13 @@ def exclude_frozen_pretrained(model: torch.nn.Module) -> None:
         missing = [k for k in incompatible_keys.missing_keys if k not in frozen]
         incompatible_keys.missing_keys[:] = missing
 
+    def note_loaded(module, state_dict, prefix, *args):
+        params = {n for n, _ in module.named_parameters()}
+        loaded = {k[len(prefix):] for k in state_dict if k.startswith(prefix)} & params
+        setattr(module, FROM_CHECKPOINT, getattr(module, FROM_CHECKPOINT, set()) | loaded)
+
     model.register_state_dict_post_hook(drop_frozen)
     model.register_load_state_dict_post_hook(allow_missing_frozen)
+    for module in model.modules():
+        if getattr(module, "restores_frozen_from_pretrained", False):
+            module.register_load_state_dict_pre_hook(note_loaded)
