@@ -63,7 +63,7 @@ train_sets="train"    # every training set (formatted in stage 3)
 valid_set=dev         # validation set of phases 2 and 3
 test_sets="test"      # sets decoded in stage 13
 asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER): stage 4 makes <set>_asr from <set>
-                      # (text := src_text, utt2task := asr; <set> must have src_text)
+                      # (text := src_text, utt2task := asr, ids <id>-asr; <set> must have src_text)
 phase1_train_sets=    # training data of each phase (default: train_sets)
 phase2_train_sets=
 phase3_train_sets=
