@@ -43,9 +43,10 @@ def recipe(tmp_path_factory):
 
 def test_every_stage_ran(recipe):
     st1, log = recipe
-    times = [line.split("\t")[0] for line in (st1 / "exp" / "stage_times.tsv").read_text().splitlines()]
+    times = [line.split("\t") for line in (st1 / "exp" / "stage_times.tsv").read_text().splitlines()]
     # stage 12 trains phase 3 and the CS-only baseline
-    assert times == ["1", "3", "4", "5", "6", "9", "10", "11", "12", "12", "13", "14", "15"]
+    assert [t[0] for t in times] == ["1", "3", "4", "5", "6", "9", "10", "11", "12", "12", "13", "14", "15"]
+    assert [t[3] for t in times if t[0] == "12"] == [PHASES[2], CS_ONLY]
     assert "Stage 2: speed perturbation is off" in log
     assert "Successfully finished" in log
 

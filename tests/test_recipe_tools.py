@@ -431,7 +431,7 @@ def test_make_results_asr_table(tmp_path):
 def test_make_results(tmp_path):
     dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, "csst_train_phase3", "test_mono", 60.0, False),
             _score(tmp_path, "csst_train_cs_only", "test_cs", 20.25)]
-    (tmp_path / "times.tsv").write_text("1\t50\tx\n10\t100\ty\n10\t90\tz\n")
+    (tmp_path / "times.tsv").write_text("1\t50\tx\n10\t100\ty\tp1\n10\t90\tz\tp1\n12\t30\tu\tp3\n12\t20\tv\tcs\n")
     md, js = tmp_path / "RESULTS.md", tmp_path / "exp" / "results.json"
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js),
                               "--command", "./run.sh", "--stage_times", str(tmp_path / "times.tsv"), *dirs]) == 0
@@ -442,7 +442,9 @@ def test_make_results(tmp_path):
     text = md.read_text()
     assert "|csst_train_phase3|55.50 / 45.50|60.00 / 50.00|" in text
     assert "|csst_train_cs_only|20.25 / 10.25|-|" in text
-    assert "|10|90|z|" in text and "|total|140||" in text
+    # the latest run of each stage and what it ran: both trainings of stage 12 count
+    assert "|10|p1|90|z|" in text and "|12|p3|30|u|" in text and "|12|cs|20|v|" in text
+    assert "|total||190||" in text
     # entries of other models survive a later run that scores one model
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js), dirs[2]]) == 0
     assert set(json.loads(js.read_text())) == {"csst_train_phase3", "csst_train_cs_only"}

@@ -210,10 +210,10 @@ stage_begin() {
     _stage_start=${SECONDS}
     log "Stage $1: $2"
 }
-stage_end() {
+stage_end() {  # stage_end N [WHAT]: WHAT tells apart runs of one stage (stage 12: phase 3, CS-only baseline)
     local elapsed=$(( SECONDS - _stage_start ))
     mkdir -p "${expdir}"
-    printf '%s\t%s\t%s\n' "$1" "${elapsed}" "$(date '+%Y-%m-%dT%H:%M:%S')" >> "${stage_times}"
+    printf '%s\t%s\t%s\t%s\n' "$1" "${elapsed}" "$(date '+%Y-%m-%dT%H:%M:%S')" "${2:-}" >> "${stage_times}"
     log "Stage $1 done in ${elapsed} s"
 }
 write_resume() {  # write_resume DIR STAGE: a command that reruns this stage into DIR/run.sh
@@ -502,7 +502,7 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
         || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
     [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
     grep -a "epoch results" "${_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //' >&2 || true
-    stage_end "${_stage}"
+    stage_end "${_stage}" "$(basename "${_exp}")"
 }
 
 if run_stage 10; then
