@@ -190,6 +190,33 @@ def test_no_teacher_pass_without_previous_phase_utterances(tiny_llm, tiny_whispe
     assert loss.item() == pytest.approx(stats["transition_ce_cs"].item())
 
 
+def test_trained_student_decodes_without_its_teacher(tiny_llm, tiny_whisper, tmp_path):
+    """Inference builds a phase-3 model without its aux losses: no second model is loaded, and
+    the teacher's files need not exist where the model is decoded."""
+    import shutil
+
+    args = tiny_model_args(tiny_llm, tiny_whisper)
+    torch.manual_seed(1)
+    teacher = _save(args, CSSTTask.build_model(args), tmp_path / "phase2")
+    student = _distill_student(tiny_llm, tiny_whisper, teacher).eval()
+    spec = {"name": "transition", "conf": {"mode": "distill", **teacher}}
+    files = _save(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec]), student, tmp_path / "phase3")
+    shutil.rmtree(tmp_path / "phase2")
+    decoded, train_args = CSSTTask.build_model_from_file(None, files["teacher_model"])
+    assert len(decoded.aux_losses) == 0 and train_args.aux_losses == [spec]
+    batch = _batch(student.llm.vocab_size, LANG)
+    with torch.no_grad():
+        expected, _, _ = student.encode(batch["speech"], batch["speech_lengths"])
+        got, _, _ = decoded.eval().encode(batch["speech"], batch["speech_lengths"])
+    assert torch.equal(got, expected)
+    # a model file of another model is an error, not a silent partial load
+    other = tiny_model_args(tiny_llm, tiny_whisper)
+    other.projector_conf = {"downsample_rate": 2, "hidden_size": 16}
+    _save(other, CSSTTask.build_model(other), tmp_path / "other")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        CSSTTask.build_model_from_file(str(tmp_path / "other" / "config.yaml"), files["teacher_model"])
+
+
 def test_missing_teacher_file_is_named(tiny_llm, tiny_whisper, teacher_files, tmp_path):
     missing = str(tmp_path / "exp" / "csst_train_phase2" / "valid.acc.ave.pth")
     conf = {"mode": "distill", "teacher_config": teacher_files["teacher_config"], "teacher_model": missing}

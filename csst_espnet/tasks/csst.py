@@ -5,6 +5,7 @@ module's own ``ClassChoices``; ESPnet's registries are not touched.
 """
 
 import argparse
+import os
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -214,17 +215,33 @@ class CSSTTask(AbsTask):
         )
 
     @classmethod
-    def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:
-        """A trained model as a frozen reference (e.g. a distillation teacher), on the CPU.
+    def build_model_from_file(
+        cls, config_file: Optional[str] = None, model_file: Optional[str] = None, device: str = "cpu"
+    ) -> Tuple[ESPnetCSSTModel, argparse.Namespace]:
+        """A trained model for inference (decoding, routing report, export) from its training
+        ``config.yaml`` (default: beside ``model_file``) and weights.
 
-        Built from its training ``config.yaml`` without its auxiliary losses (it only gives
-        logits); its weights are loaded strictly, frozen pretrained weights excepted (they
-        come back from their pretrained source). Eval mode, no parameter requires grad.
+        Unlike ESPnet's loader, the auxiliary losses are not built: they only train, and a distill
+        teacher would load a second full model from files that need not exist where the model is
+        decoded (a packed model, another directory). The weights load strictly, frozen pretrained
+        weights excepted (they come back from their pretrained source), so a wrong model file is an
+        error rather than silently half-loaded.
         """
+        if config_file is None:
+            if model_file is None:
+                raise ValueError("build_model_from_file needs config_file or model_file")
+            config_file = os.path.join(os.path.dirname(model_file), "config.yaml")
         with open(config_file, encoding="utf-8") as f:
             args = argparse.Namespace(**yaml.safe_load(f))
-        args.aux_losses = []
-        model = cls.build_model(args)
-        state = torch.load(model_file, map_location="cpu", weights_only=True)
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": []}))
+        if model_file is not None:
+            state = torch.load(model_file, map_location="cpu", weights_only=True)
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        return model.to(device), args
+
+    @classmethod
+    def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:
+        """A trained model as a frozen reference (e.g. a distillation teacher), on the CPU, in eval
+        mode, no parameter requiring grad (see ``build_model_from_file``)."""
+        model, _ = cls.build_model_from_file(config_file, model_file, "cpu")
         return model.eval().requires_grad_(False)
