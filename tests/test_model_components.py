@@ -165,6 +165,30 @@ def test_frontend_and_whisper_encoder_batch_equals_single(tiny_whisper, pad_to_3
             assert torch.allclose(enc[b, : el1[0]], e1[0, : el1[0]], atol=1e-4)
 
 
+def test_vtlp_moves_a_tone_by_the_warp_factor_in_training_only():
+    """vtlp_warp stretches the spectrum: a 1 kHz tone warped by 1.2 peaks in the mel band of 1.2 kHz;
+    eval mode and vtlp_warp 0 give the plain features."""
+    from csst_espnet.frontend.whisper import WhisperLogMel
+
+    t = torch.arange(16000) / 16000
+    tone = lambda hz: torch.sin(2 * torch.pi * hz * t)[None]  # noqa: E731
+    lengths = torch.tensor([16000])
+    plain = WhisperLogMel()
+    warped = WhisperLogMel(vtlp_warp=0.2)
+    band = lambda feats: feats[0, 10:-10].mean(0).argmax().item()  # noqa: E731
+    with torch.no_grad():
+        fb = warped.warped_fbank(torch.tensor([1.2, 1.0]))
+        assert torch.allclose(fb[1], plain.mel_fbank)
+        power = torch.stft(tone(1000.0), 400, 160, window=torch.hann_window(400), return_complex=True).abs() ** 2
+        assert (power[0].mean(1) @ fb[0]).argmax().item() == band(plain(tone(1200.0), lengths)[0])
+        assert torch.equal(warped.eval()(tone(1000.0), lengths)[0], plain(tone(1000.0), lengths)[0])
+        torch.manual_seed(0)
+        trained = [band(warped.train()(tone(1000.0), lengths)[0]) for _ in range(20)]
+    assert len(set(trained)) > 2 and band(plain(tone(1000.0), lengths)[0]) in range(min(trained), max(trained) + 1)
+    with pytest.raises(ValueError, match="vtlp_warp"):
+        WhisperLogMel(vtlp_warp=0.7)
+
+
 def test_model_builds_from_default_options(tiny_llm, tiny_whisper):
     """Only the pretrained paths are needed; every other option has a working default."""
     from csst_espnet.models.espnet_model import ESPnetCSSTModel
