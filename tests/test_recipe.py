@@ -103,7 +103,7 @@ def test_each_phase_has_its_model(recipe):
             assert "epoch results" in (exp / "train.log").read_text()
         else:
             assert losses == ["transition", "lang", "balance", "frame_phone", "src_ctc"]
-            assert config["model_conf"]["ce_weight"] == 0
+            assert config["model_conf"]["ce_weight"] == 1  # CE + transition (DESIGN §3)
             assert config["aux_losses"][0]["conf"]["mode"] == "distill"
         init = config["init_param"]
         assert init == ([] if i == 1 else [f"exp/{PHASES[i - 2]}/valid.acc.ave.pth"])
