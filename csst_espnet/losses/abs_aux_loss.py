@@ -55,7 +55,12 @@ class AbsAuxLoss(torch.nn.Module, ABC):
 
     The model multiplies the loss by the hook's configured ``weight`` and adds
     it to CE; every stat is reported in ESPnet's stats under the hook's name.
+    A hook that reads the LLM's outputs (``logits``, ``ce_per_utt``, ``target_mask``,
+    ``model_inputs``) sets ``needs_llm_outputs = True``: it cannot train in the model's
+    speech-side warm-up epochs, where the LLM is not run.
     """
+
+    needs_llm_outputs = False
 
     @abstractmethod
     def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:

@@ -53,6 +53,8 @@ class TransitionLoss(AbsAuxLoss):
     ``state_dict()`` or the optimizer, but follows the hook's device and dtype moves.
     """
 
+    needs_llm_outputs = True
+
     def __init__(
         self,
         projector: torch.nn.Module,

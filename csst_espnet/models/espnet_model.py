@@ -35,6 +35,10 @@ class ESPnetCSSTModel(AbsESPnetModel):
     languages: language codes; ``lang`` inputs index into this list.
     aux_losses: auxiliary loss hooks and weights, ``{name: (module, weight)}`` (built by the task).
     ce_weight: weight of the plain target CE (0 when a transition loss replaces it).
+    speech_warmup_epochs: the first N training epochs train the speech side alone: encoder and
+        projector learn from the auxiliary losses (e.g. frame_phone, src_ctc) and the LLM is not
+        run, so a step costs about 60 % of a full one. The trainer (``CSSTTrainer``) calls
+        ``set_epoch``; validation always runs the whole model.
     ignore_id: padding value of target token ids.
     """
 
@@ -50,6 +54,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         aux_losses: Optional[torch.nn.ModuleDict] = None,
         aux_loss_weights: Optional[Dict[str, float]] = None,
         ce_weight: float = 1.0,
+        speech_warmup_epochs: int = 0,
         ignore_id: int = -1,
         extract_feats_in_collect_stats: bool = False,
     ):
@@ -68,7 +73,21 @@ class ESPnetCSSTModel(AbsESPnetModel):
         self.ce_weight = ce_weight
         self.ignore_id = ignore_id
         self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
+        self.speech_warmup_epochs = speech_warmup_epochs
+        self.speech_only = False
+        if speech_warmup_epochs > 0:
+            if len(self.aux_losses) == 0:
+                raise ValueError("speech_warmup_epochs needs auxiliary losses on the speech side (e.g. frame_phone, "
+                                 "src_ctc): the warm-up epochs train on them alone")
+            needing = [name for name, hook in self.aux_losses.items() if hook.needs_llm_outputs]
+            if needing:
+                raise ValueError(f"speech_warmup_epochs: the auxiliary losses {needing} read the LLM's outputs, "
+                                 "which the warm-up epochs do not compute")
         exclude_frozen_pretrained(self)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start of training epoch ``epoch`` (1-based): speech side only while it is a warm-up epoch."""
+        self.speech_only = epoch <= self.speech_warmup_epochs
 
     # ------------------------------------------------------------------ speech side
     def encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -156,32 +175,44 @@ class ESPnetCSSTModel(AbsESPnetModel):
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         batch = speech.size(0)
-        text = text[:, : int(text_lengths.max())]
-        target_mask = text != self.ignore_id  # (B, L)
-        model_inputs = dict(
-            speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
-        )
-        logits, projector_aux, speech_side = self.target_logits(**model_inputs)  # logits (B, L, V)
+        if self.training and self.speech_only:
+            # speech-side warm-up epoch: no LLM, no CE; the auxiliary losses alone train
+            enc, enc_lengths = self.encode_frames(speech, speech_lengths)
+            embeds, embed_lengths, projector_aux = self.projector(enc, enc_lengths)
+            speech_side = dict(enc=enc, enc_lengths=enc_lengths, embeds=embeds, embed_lengths=embed_lengths)
+            stats: Dict[str, torch.Tensor] = {}
+            llm_outputs = {}
+            loss = 0.0
+        else:
+            text = text[:, : int(text_lengths.max())]
+            target_mask = text != self.ignore_id  # (B, L)
+            model_inputs = dict(
+                speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
+            )
+            logits, projector_aux, speech_side = self.target_logits(**model_inputs)  # logits (B, L, V)
 
-        token_ce = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
-        )  # (B, L)
-        n_tokens = target_mask.sum()
-        loss_ce = token_ce.sum() / n_tokens
-        acc = ((logits.argmax(-1) == text) & target_mask).sum() / n_tokens
-        stats = {"loss_ce": loss_ce.detach(), "acc": acc.detach(), "ppl": loss_ce.detach().exp()}
+            token_ce = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
+            )  # (B, L)
+            n_tokens = target_mask.sum()
+            loss_ce = token_ce.sum() / n_tokens
+            acc = ((logits.argmax(-1) == text) & target_mask).sum() / n_tokens
+            stats = {"loss_ce": loss_ce.detach(), "acc": acc.detach(), "ppl": loss_ce.detach().exp()}
+            llm_outputs = dict(
+                ce_per_utt=token_ce.sum(1) / target_mask.sum(1).clamp(min=1),
+                logits=logits,
+                target_mask=target_mask,
+                model_inputs=model_inputs,
+            )
+            loss = self.ce_weight * loss_ce
 
-        loss = self.ce_weight * loss_ce
         if len(self.aux_losses) > 0:
             inputs_for_aux = AuxLossInputs(
                 projector_aux=projector_aux,
                 lang=None if lang is None else lang[:, 0],
                 languages=self.languages,
                 task=None if task is None else task[:, 0],
-                ce_per_utt=token_ce.sum(1) / target_mask.sum(1).clamp(min=1),
-                logits=logits,
-                target_mask=target_mask,
-                model_inputs=model_inputs,
+                **llm_outputs,
                 encoder_out=speech_side["enc"],
                 encoder_out_lens=speech_side["enc_lengths"],
                 phone_ali=phone_ali,

@@ -25,7 +25,6 @@ from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
@@ -39,6 +38,7 @@ from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
+from csst_espnet.train.trainer import CSSTTrainer
 
 DEFAULT_LANGUAGES = ["zh", "en", "es", "cs"]
 
@@ -98,7 +98,7 @@ class CSSTTask(AbsTask):
         projector_choices,
         llm_choices,
     ]
-    trainer = Trainer
+    trainer = CSSTTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
@@ -122,7 +122,7 @@ class CSSTTask(AbsTask):
             "--model_conf",
             action=NestedDictAction,
             default=dict(ce_weight=1.0, ignore_id=-1, extract_feats_in_collect_stats=False),
-            help="Model options: ce_weight, ignore_id, extract_feats_in_collect_stats",
+            help="Model options: ce_weight, speech_warmup_epochs, ignore_id, extract_feats_in_collect_stats",
         )
 
         group = parser.add_argument_group(description="Preprocess related")
