@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from csst_espnet.data import kaldi_dir as kd
+from train_utils import epoch_stats
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("csst_train_phase1", "csst_train_phase2", "csst_train_phase3")
@@ -101,6 +102,11 @@ def test_each_phase_has_its_model(recipe):
         if i < 3:
             assert losses == ["lang", "balance", "frame_phone", "src_ctc"]
             assert "epoch results" in (exp / "train.log").read_text()
+            if i == 1:  # one speech-side warm-up epoch (no LLM), then one with the whole model
+                log = (exp / "train.log").read_text()
+                assert "epoch 1: speech-side warm-up (1 of 1)" in log
+                first, second = epoch_stats(log, "train")
+                assert "loss_frame_phone" in first and "acc" not in first and "acc" in second
         else:
             assert losses == ["transition", "lang", "balance", "frame_phone", "src_ctc"]
             assert config["model_conf"]["ce_weight"] == 1  # CE + transition (DESIGN §3)
