@@ -13,7 +13,7 @@ MOE = "{groups: [zh, en], experts_per_group: 2, top_k: 1, downsample_rate: 2, ex
 ROUTING = "[{name: lang, weight: 0.5}, {name: balance, weight: 0.1}]"
 
 
-def _model(tiny_llm, tiny_whisper, aux_losses=ROUTING, warmup=1):
+def _model(tiny_llm, tiny_whisper, aux_losses=ROUTING):
     from csst_espnet.tasks.csst import CSSTTask
 
     args = CSSTTask.get_parser().parse_args([
@@ -21,7 +21,7 @@ def _model(tiny_llm, tiny_whisper, aux_losses=ROUTING, warmup=1):
         "--encoder_conf", f"{{model_name_or_path: {tiny_whisper}, freeze: false}}",
         "--frontend_conf", "n_mels=80", "--projector", "moe", "--projector_conf", MOE,
         "--languages", "[zh, en, cs]", "--aux_losses", aux_losses,
-        "--model_conf", f"speech_warmup_epochs={warmup}",
+        "--model_conf", "speech_warmup_epochs=1",
     ])
     torch.manual_seed(0)
     return CSSTTask.build_model(args), CSSTTask.build_preprocess_fn(args, train=True)
