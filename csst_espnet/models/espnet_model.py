@@ -108,6 +108,15 @@ class ESPnetCSSTModel(AbsESPnetModel):
         """Waveform (B, S) -> speech embeddings (B, T', H), lengths (B,), projector aux."""
         return self.projector(*self.encode_frames(speech, speech_lengths))
 
+    def speech_side(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """Waveform (B, S) -> the projector's aux dict and the speech side: encoder output ``enc``
+        (B, T, D), ``enc_lengths``, speech embeddings ``embeds`` (B, T', H), ``embed_lengths``."""
+        enc, enc_lengths = self.encode_frames(speech, speech_lengths)
+        embeds, embed_lengths, projector_aux = self.projector(enc, enc_lengths)
+        return projector_aux, dict(enc=enc, enc_lengths=enc_lengths, embeds=embeds, embed_lengths=embed_lengths)
+
     def prefix_embeddings(
         self,
         prompt: torch.Tensor,
@@ -140,11 +149,11 @@ class ESPnetCSSTModel(AbsESPnetModel):
         prompt_lengths: torch.Tensor,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """Float32 logits (B, L, V) at the positions that predict each token of ``text`` (B, L),
-        padded with ``ignore_id``; the projector's aux dict; the speech side: encoder output
-        ``enc`` (B, T, D), ``enc_lengths``, speech embeddings ``embeds`` (B, T', H), ``embed_lengths``."""
-        enc, enc_lengths = self.encode_frames(speech, speech_lengths)
-        speech_embeds, speech_embed_lengths, projector_aux = self.projector(enc, enc_lengths)
-        prefix, prefix_mask = self.prefix_embeddings(prompt, prompt_lengths, speech_embeds, speech_embed_lengths)
+        padded with ``ignore_id``; the projector's aux dict and the speech side (``speech_side``)."""
+        projector_aux, speech_out = self.speech_side(speech, speech_lengths)
+        prefix, prefix_mask = self.prefix_embeddings(
+            prompt, prompt_lengths, speech_out["embeds"], speech_out["embed_lengths"]
+        )
         target_mask = text != self.ignore_id  # (B, L)
         target_embeds = self.llm.embed(text.masked_fill(~target_mask, 0))
         inputs = torch.cat([prefix, target_embeds], dim=1)  # (B, P + L, H)
@@ -152,8 +161,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         start = prefix.size(1)
         positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
         logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
-        speech = dict(enc=enc, enc_lengths=enc_lengths, embeds=speech_embeds, embed_lengths=speech_embed_lengths)
-        return logits, projector_aux, speech
+        return logits, projector_aux, speech_out
 
     # ------------------------------------------------------------------ training
     def forward(
@@ -177,9 +185,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         batch = speech.size(0)
         if self.training and self.speech_only:
             # speech-side warm-up epoch: no LLM, no CE; the auxiliary losses alone train
-            enc, enc_lengths = self.encode_frames(speech, speech_lengths)
-            embeds, embed_lengths, projector_aux = self.projector(enc, enc_lengths)
-            speech_side = dict(enc=enc, enc_lengths=enc_lengths, embeds=embeds, embed_lengths=embed_lengths)
+            projector_aux, speech_out = self.speech_side(speech, speech_lengths)
             stats: Dict[str, torch.Tensor] = {}
             llm_outputs = {}
             loss = 0.0
@@ -189,7 +195,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
             model_inputs = dict(
                 speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
             )
-            logits, projector_aux, speech_side = self.target_logits(**model_inputs)  # logits (B, L, V)
+            logits, projector_aux, speech_out = self.target_logits(**model_inputs)  # logits (B, L, V)
 
             token_ce = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
@@ -213,12 +219,12 @@ class ESPnetCSSTModel(AbsESPnetModel):
                 languages=self.languages,
                 task=None if task is None else task[:, 0],
                 **llm_outputs,
-                encoder_out=speech_side["enc"],
-                encoder_out_lens=speech_side["enc_lengths"],
+                encoder_out=speech_out["enc"],
+                encoder_out_lens=speech_out["enc_lengths"],
                 phone_ali=phone_ali,
                 phone_ali_lens=phone_ali_lengths,
-                speech_embeds=speech_side["embeds"],
-                speech_embed_lens=speech_side["embed_lengths"],
+                speech_embeds=speech_out["embeds"],
+                speech_embed_lens=speech_out["embed_lengths"],
                 token_embeddings=self.llm.input_embeddings,
                 src_text=src_text,
                 src_text_lens=src_text_lengths,
