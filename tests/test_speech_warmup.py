@@ -84,3 +84,9 @@ def test_trainer_runs_warmup_epochs_then_the_whole_model(tmp_path, tiny_llm, tin
     assert "loss_lang" in first and "acc" not in first
     assert "acc" in second and "loss_lang" in second
     assert "acc" in epoch_stats(log, "valid")[0]
+
+    # the trained model loads for decoding (or as a teacher) without its training-only warm-up
+    from csst_espnet.tasks.csst import CSSTTask
+
+    model, _ = CSSTTask.build_model_from_file(model_file=str(tmp_path / "exp" / "2epoch.pth"))
+    assert model.speech_warmup_epochs == 0 and len(model.aux_losses) == 0

@@ -221,7 +221,8 @@ class CSSTTask(AbsTask):
         """A trained model for inference (decoding, routing report, export) from its training
         ``config.yaml`` (default: beside ``model_file``) and weights.
 
-        Unlike ESPnet's loader, the auxiliary losses are not built: they only train, and a distill
+        Unlike ESPnet's loader, the auxiliary losses and the speech-side warm-up are not built:
+        they only train (the warm-up would refuse a model without auxiliary losses), and a distill
         teacher would load a second full model from files that need not exist where the model is
         decoded (a packed model, another directory). The weights load strictly, frozen pretrained
         weights excepted (they come back from their pretrained source), so a wrong model file is an
@@ -233,7 +234,8 @@ class CSSTTask(AbsTask):
             config_file = os.path.join(os.path.dirname(model_file), "config.yaml")
         with open(config_file, encoding="utf-8") as f:
             args = argparse.Namespace(**yaml.safe_load(f))
-        model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": []}))
+        model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
+        model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}))
         if model_file is not None:
             state = torch.load(model_file, map_location="cpu", weights_only=True)
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
