@@ -175,6 +175,11 @@ def test_results(recipe):
     assert "## Stage times" in md and "./csst.sh" in md
     routing = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "routing"
     assert (routing / "routing.json").exists() and "routing.md" in md
+    # --routing_phones: tokens also grouped by the language of their frames (phone_ali), e.g. the
+    # English stretches of code-switched test utterances
+    frame_langs = json.loads((routing / "routing.json").read_text())["frame_languages"]
+    assert {"cs/en", "cs/zh", "zh/zh"} <= set(frame_langs)
+    assert "## Frame language -> group share" in (routing / "routing.md").read_text()
 
 
 def test_pack_and_export(recipe):

@@ -13,7 +13,9 @@ from csst_espnet.bin.routing_report import (
     aggregate_routing,
     format_markdown,
     iterate_batches,
+    read_frame_languages,
     read_kaldi_map,
+    token_frame_labels,
     write_report,
 )
 from csst_espnet.projector.moe import MoESpeechProjector
@@ -48,6 +50,38 @@ def test_aggregation_counts_by_hand():
     assert cs["dispatches"] == [1, 1, 1, 1] and cs["top1_group_share"] == pytest.approx({"zh": 0.5, "en": 0.5})
 
 
+def test_aggregation_by_token_labels():
+    # the tokens of batch 1 labelled one by one; None leaves a token out
+    aux1 = synthetic_batches()[0][0]
+    labels = ["zh/zh", None, "cs/en", "cs/en", "zh/zh"]
+    report = aggregate_routing([(aux1, ["zh", "en"], labels)], ["zh", "en"], 2)
+    assert list(report["languages"]) == ["cs/en", "zh/zh"]
+    en = report["languages"]["cs/en"]
+    assert en["tokens"] == 2 and en["utterances"] == 2  # token 2 of row 0, token 3 of row 1
+    assert en["layers"][0]["dispatches"] == [1, 0, 1, 2]  # [0, 3] + [2, 3]
+    zh = report["languages"]["zh/zh"]
+    assert zh["tokens"] == 2 and zh["utterances"] == 2 and zh["layers"][0]["dispatches"] == [2, 1, 0, 1]
+
+
+def test_token_frame_labels_follow_the_phone_alignment(tmp_path):
+    (tmp_path / "phones.txt").write_text("sil 0\nen:a 1\nzh:b 2\n", encoding="utf-8")
+    # 16 phone_ali frames read by 8 encoder frames (every other one), 2 encoder frames per token:
+    # en en | sil sil | zh zh | en zh
+    (tmp_path / "phone_ali").write_text("u1 1 1 1 1 0 0 0 0 2 2 2 2 1 1 2 2\n", encoding="utf-8")
+    frame_langs = read_frame_languages(str(tmp_path / "phone_ali"), str(tmp_path / "phones.txt"))
+    assert frame_langs["u1"][:6] == ["en", "en", "en", "en", None, None]
+    aux = {"token_utt": torch.tensor([0, 0, 0, 0]), "token_pos": torch.tensor([0, 1, 2, 3])}
+    labels = token_frame_labels(aux, [frame_langs["u1"]], ["cs"], torch.tensor([8]), rate=2)
+    assert labels == ["cs/en", None, "cs/zh", None]  # silence only, then a switch: left out
+    # 4 encoder frames per token: silence beside one language does not hide it
+    aux = {"token_utt": torch.tensor([0, 0]), "token_pos": torch.tensor([0, 1])}
+    assert token_frame_labels(aux, [frame_langs["u1"]], ["cs"], torch.tensor([8]), rate=4) == ["cs/en", None]
+
+    (tmp_path / "bad_ali").write_text("u2 1 7\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="'u2' has phone id 7"):
+        read_frame_languages(str(tmp_path / "bad_ali"), str(tmp_path / "phones.txt"))
+
+
 def test_written_report(tmp_path):
     report = aggregate_routing(synthetic_batches(), ["zh", "en"], 2)
     paths = write_report(report, str(tmp_path / "routing"))
@@ -60,7 +94,7 @@ def test_written_report(tmp_path):
 
 
 class FramesToProjector(torch.nn.Module):
-    """Stand-in for the model: waveform -> 160-sample frames -> MoE projector (``model.encode``)."""
+    """Stand-in for the model: waveform -> 160-sample frames (``encode_frames``) -> MoE projector."""
 
     def __init__(self):
         super().__init__()
@@ -76,9 +110,9 @@ class FramesToProjector(torch.nn.Module):
             expert_hidden=16,
         )
 
-    def encode(self, speech, speech_lengths):
+    def encode_frames(self, speech, speech_lengths):
         frames = speech[:, : speech.size(1) // 160 * 160].reshape(speech.size(0), -1, 160)
-        return self.projector(frames, torch.div(speech_lengths, 160, rounding_mode="floor"))
+        return frames, torch.div(speech_lengths, 160, rounding_mode="floor")
 
 
 def test_batches_from_a_data_dir(tmp_path):

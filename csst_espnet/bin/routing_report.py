@@ -12,6 +12,13 @@ groups the router decisions by the utterance's ``utt2lang`` label (``cs`` includ
 - ``routing.md``: the same as markdown tables (language -> group share; expert utilisation);
 - ``routing_heatmap.png``: languages x experts utilisation, one panel per layer.
 
+With ``--phones`` (a phone inventory ``<phone> <id>`` whose phone names carry their language as
+``<lang>:<phone>``, e.g. mini_cs's ``data/local/phones.txt``) and a ``phone_ali`` file in the data dir,
+the report also groups tokens by the language of the speech they cover ("frame language"): a token
+whose frames are all of one language (silence aside) gets the key ``<utterance label>/<frame
+language>``, e.g. ``cs/en`` for the English stretches of code-switched utterances, the tokens the
+language groups exist for.
+
 The aggregation (``aggregate_routing``) is a pure function of the projector's aux dicts.
 """
 
@@ -36,9 +43,11 @@ UNLABELLED = "-"
 
 
 def aggregate_routing(
-    batches: Iterable[Tuple[Dict[str, torch.Tensor], Sequence[str]]], groups: Sequence[str], experts_per_group: int
+    batches: Iterable[Tuple], groups: Sequence[str], experts_per_group: int
 ) -> Dict:
-    """Routing statistics per language from ``(projector aux, language of each batch row)`` pairs.
+    """Routing statistics per language from ``(projector aux, language of each batch row)`` pairs,
+    or per token label from ``(aux, row languages, label of each token)`` triples (a label of None
+    leaves the token out; ``utterances`` then counts the rows with a token of the label).
 
     aux needs ``expert_index (L, N, k)`` and ``token_utt (N,)`` (as ``MoESpeechProjector`` returns).
     Returns a JSON-ready dict (see ``format_markdown`` for how it reads).
@@ -50,7 +59,7 @@ def aggregate_routing(
     tokens: Dict[str, int] = {}
     utterances: Dict[str, int] = {}
     num_layers = None
-    for aux, langs in batches:
+    for aux, langs, *token_labels in batches:
         index = aux["expert_index"]
         if index.dim() == 2:
             index = index.unsqueeze(0)
@@ -59,16 +68,22 @@ def aggregate_routing(
         num_layers = index.size(0) if num_layers is None else num_layers
         if index.size(0) != num_layers:
             raise ValueError(f"inconsistent number of MoE layers: {index.size(0)} vs {num_layers}")
-        for row, lang in enumerate(langs):
-            lang = lang or UNLABELLED
+        if token_labels:
+            labels = token_labels[0]
+            groups_of_batch = [
+                (label, torch.tensor([lab == label for lab in labels], dtype=torch.bool))
+                for label in dict.fromkeys(lab for lab in labels if lab is not None)
+            ]
+        else:
+            groups_of_batch = [(lang or UNLABELLED, token_utt == row) for row, lang in enumerate(langs)]
+        for lang, mine in groups_of_batch:
             if lang not in dispatches:
                 dispatches[lang] = np.zeros((num_layers, num_experts), dtype=np.int64)
                 top1[lang] = np.zeros((num_layers, num_experts), dtype=np.int64)
                 tokens[lang], utterances[lang] = 0, 0
-            mine = token_utt == row
-            utterances[lang] += 1
+            utterances[lang] += len(set(token_utt[mine].tolist())) if token_labels else 1
             tokens[lang] += int(mine.sum())
-            chosen = index[:, mine]  # (L, n_row, k)
+            chosen = index[:, mine]  # (L, n_tokens, k)
             for layer in range(num_layers):
                 dispatches[lang][layer] += np.bincount(chosen[layer].reshape(-1).numpy(), minlength=num_experts)
                 top1[lang][layer] += np.bincount(chosen[layer, :, 0].numpy(), minlength=num_experts)
@@ -116,23 +131,30 @@ def format_markdown(report: Dict) -> str:
         "top-1: share of its tokens whose first choice is in the group. Expert utilisation: share of its "
         "dispatches per expert."
     )
+    if "frame_languages" in report:
+        lines += ["", "Frame language: tokens grouped as `<utterance label>/<language of the speech they cover>` "
+                  "(from phone_ali); tokens over silence or a language switch are left out."]
     for layer in range(report["num_layers"]):
         suffix = f" (MoE layer {layer + 1})" if report["num_layers"] > 1 else ""
-        lines += ["", f"## Language -> group share{suffix}", ""]
-        lines.append(
-            "| language | utts | tokens | "
-            + " | ".join(f"-> {g}" for g in groups)
-            + " | "
-            + " | ".join(f"top-1 {g}" for g in groups)
-            + " |"
-        )
-        lines.append("|---|---:|---:|" + "---:|" * (2 * len(groups)))
-        for lang, info in report["languages"].items():
-            stats = info["layers"][layer]
-            cells = [f"{stats['group_share'][g]:.3f}" for g in groups] + [
-                f"{stats['top1_group_share'][g]:.3f}" for g in groups
-            ]
-            lines.append(f"| {lang} | {info['utterances']} | {info['tokens']} | " + " | ".join(cells) + " |")
+        tables = [("Language", report["languages"])]
+        if "frame_languages" in report:
+            tables.append(("Frame language", report["frame_languages"]))
+        for title, table in tables:
+            lines += ["", f"## {title} -> group share{suffix}", ""]
+            lines.append(
+                f"| {title.lower()} | utts | tokens | "
+                + " | ".join(f"-> {g}" for g in groups)
+                + " | "
+                + " | ".join(f"top-1 {g}" for g in groups)
+                + " |"
+            )
+            lines.append("|---|---:|---:|" + "---:|" * (2 * len(groups)))
+            for lang, info in table.items():
+                stats = info["layers"][layer]
+                cells = [f"{stats['group_share'][g]:.3f}" for g in groups] + [
+                    f"{stats['top1_group_share'][g]:.3f}" for g in groups
+                ]
+                lines.append(f"| {lang} | {info['utterances']} | {info['tokens']} | " + " | ".join(cells) + " |")
         lines += ["", f"## Expert utilisation{suffix}", ""]
         lines.append("| language | " + " | ".join(experts) + " |")
         lines.append("|---|" + "---:|" * len(experts))
@@ -249,6 +271,40 @@ class AudioReader:
         return np.asarray(wav, dtype=np.float32)
 
 
+def read_frame_languages(phone_ali: str, phones: str) -> Dict[str, List[Optional[str]]]:
+    """utt -> language of each ``phone_ali`` frame (None for phones without a ``<lang>:`` prefix)."""
+    language_of: Dict[str, Optional[str]] = {}
+    for phone, phone_id in read_kaldi_map(phones).items():
+        language_of[phone_id.strip()] = phone.split(":", 1)[0] if ":" in phone else None
+    out = {}
+    for utt, ids in read_kaldi_map(phone_ali).items():
+        unknown = [i for i in ids.split() if i not in language_of]
+        if unknown:
+            raise ValueError(f"{phone_ali}: utterance '{utt}' has phone id {unknown[0]}, which {phones} does not list")
+        out[utt] = [language_of[i] for i in ids.split()]
+    return out
+
+
+def token_frame_labels(
+    aux: Dict[str, torch.Tensor],
+    frame_langs: Sequence[Sequence[Optional[str]]],
+    row_langs: Sequence[str],
+    frame_lengths: torch.Tensor,
+    rate: int,
+) -> List[Optional[str]]:
+    """``<row language>/<frame language>`` of every token (N,) whose ``rate`` encoder frames, silence
+    aside, are all of one language (the rule of the routing losses' frame labels); None for tokens
+    over silence only or over a switch. Encoder frame i of an utterance with E frames and F phone_ali
+    frames reads phone_ali frame ``floor((i + 0.5) * F / E)``."""
+    labels: List[Optional[str]] = []
+    for utt, pos in zip(aux["token_utt"].tolist(), aux["token_pos"].tolist()):
+        langs, frames = frame_langs[utt], int(frame_lengths[utt])
+        window = range(pos * rate, min((pos + 1) * rate, frames))
+        found = {langs[min(len(langs) - 1, int((i + 0.5) * len(langs) / frames))] for i in window} - {None}
+        labels.append(f"{row_langs[utt] or UNLABELLED}/{found.pop()}" if len(found) == 1 else None)
+    return labels
+
+
 def iterate_batches(
     model: torch.nn.Module,
     reader,
@@ -256,8 +312,11 @@ def iterate_batches(
     utts: Sequence[str],
     batch_size: int,
     device: str = "cpu",
-) -> Iterator[Tuple[Dict[str, torch.Tensor], List[str]]]:
-    """Run ``model.encode`` on padded batches; yield ``(projector aux, language of each row)``."""
+    frame_langs: Optional[Dict[str, List[Optional[str]]]] = None,
+) -> Iterator[Tuple]:
+    """Run the speech encoder and the projector on padded batches; yield ``(projector aux, language
+    of each row)``, with ``frame_langs`` (``read_frame_languages``) also the frame-language label of
+    every token (``token_frame_labels``)."""
     from tqdm import tqdm
 
     with tqdm(total=len(utts), desc="routing", unit="utt") as progress:
@@ -269,12 +328,21 @@ def iterate_batches(
             for i, w in enumerate(wavs):
                 speech[i, : len(w)] = w
             with torch.no_grad():
-                _, _, aux = model.encode(speech.to(device), lengths.to(device))
+                enc, enc_lengths = model.encode_frames(speech.to(device), lengths.to(device))
+                _, _, aux = model.projector(enc, enc_lengths)
             if "expert_index" not in aux:
                 raise ValueError(
                     "the model's projector does not route (no 'expert_index' in its aux): not an MoE projector"
                 )
-            yield aux, [utt2lang.get(key, UNLABELLED) for key in keys]
+            langs = [utt2lang.get(key, UNLABELLED) for key in keys]
+            if frame_langs is None:
+                yield aux, langs
+            else:
+                missing = [key for key in keys if key not in frame_langs]
+                if missing:
+                    raise ValueError(f"utterance '{missing[0]}' has no phone_ali entry")
+                rate = model.projector.downsample.rate
+                yield aux, langs, token_frame_labels(aux, [frame_langs[k] for k in keys], langs, enc_lengths, rate)
             progress.update(len(keys))
 
 
@@ -295,6 +363,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fs", type=int, default=16000, help="expected sampling rate")
     parser.add_argument("--max_utts", type=int, default=0, help="only the first N utterances (0: all)")
+    parser.add_argument("--phones", default=None,
+                        help="phone inventory '<phone> <id>' with '<lang>:' phone prefixes: with the data dir's "
+                             "phone_ali, also report routing by the language of the speech each token covers")
     return parser
 
 
@@ -314,8 +385,17 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     utt2lang = read_kaldi_map(lang_file)
     utts = reader.keys[: args.max_utts] if args.max_utts else reader.keys
 
-    batches = iterate_batches(model, reader, utt2lang, utts, args.batch_size, args.device)
-    report = aggregate_routing(batches, projector.groups, projector.experts_per_group)
+    frame_langs = None
+    if args.phones:
+        ali_file = os.path.join(args.data_dir, "phone_ali")
+        if not os.path.exists(ali_file):
+            raise FileNotFoundError(f"{ali_file} not found: --phones reports routing by the frames' phone_ali")
+        frame_langs = read_frame_languages(ali_file, args.phones)
+    batches = list(iterate_batches(model, reader, utt2lang, utts, args.batch_size, args.device, frame_langs))
+    report = aggregate_routing([batch[:2] for batch in batches], projector.groups, projector.experts_per_group)
+    if frame_langs is not None:
+        by_frames = aggregate_routing(batches, projector.groups, projector.experts_per_group)
+        report["frame_languages"] = by_frames["languages"]
     report.update(config=args.config, model_file=args.model_file, data_dir=args.data_dir)
     paths = write_report(report, args.output_dir)
     logger.info("wrote %s", ", ".join(paths.values()))

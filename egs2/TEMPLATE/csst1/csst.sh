@@ -94,6 +94,8 @@ inference_model=valid.acc.ave.pth
 inference_use_lang=true  # pass utt2lang / utt2task of the test sets to decoding (utt2task of <set>_asr always)
 score_all_refs=true   # BLEU over text, text.2, ... of the test sets (BLEU with text alone is reported too)
 routing_report=true   # routing report of MoE projectors (stage 14)
+routing_phones=       # phone inventory with <lang>: phone prefixes: the routing report also groups tokens by
+                      # the language of their frames (needs phone_ali in the test sets)
 results_md=RESULTS.md
 
 help_message=$(cat << EOF
@@ -121,7 +123,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
   --inference_use_lang true|false, --score_all_refs true|false, --routing_report true|false,
-  --results_md FILE
+  --routing_phones FILE, --results_md FILE
 EOF
 )
 
@@ -635,7 +637,8 @@ if run_stage 14; then
             ${python} -m csst_espnet.bin.recipe_utils union_dir "${_root}/routing/data" "${_test_dirs[@]}" >/dev/null
             ${python} -m csst_espnet.bin.routing_report --config "${_exp}/config.yaml" \
                 --model_file "${_exp}/${inference_model}" --data_dir "${_root}/routing/data" \
-                --output_dir "${_root}/routing" > "${_root}/routing/routing.log" 2>&1 \
+                --output_dir "${_root}/routing" ${routing_phones:+--phones "${routing_phones}"} \
+                > "${_root}/routing/routing.log" 2>&1 \
                 || { log "routing report failed:\n$(tail -n 20 "${_root}/routing/routing.log")"; exit 1; }
         fi
     done

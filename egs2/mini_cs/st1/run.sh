@@ -57,4 +57,5 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --cs_only_baseline true \
     --cs_only_config "${conf}/train_cs_only.yaml" \
     --inference_config "${conf}/decode.yaml" \
+    --routing_phones data/local/phones.txt \
     "${args[@]}"
