@@ -381,6 +381,20 @@ def test_yaml2args_and_config_get(tmp_path):
     assert recipe_utils.config_get(str(conf), "missing.key") == ""
 
 
+def test_trained_tasks_read_from_the_training_data(tmp_path):
+    (tmp_path / "utt2task").write_text("a st\nb asr\nc st\n")
+    conf = tmp_path / "config.yaml"
+    data = [[str(tmp_path / "wav.scp"), "speech", "sound"], [str(tmp_path / "utt2task"), "task", "text"]]
+    conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data}))
+    assert recipe_utils.trained_tasks(str(conf)) == ["asr", "st"]
+    # no task column: the preprocessor's default task
+    conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data[:1],
+                                    "preprocessor_conf": {"default_task": "asr"}}))
+    assert recipe_utils.trained_tasks(str(conf)) == ["asr"]
+    conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data[:1]}))
+    assert recipe_utils.trained_tasks(str(conf)) == ["st"]
+
+
 # ------------------------------------------------------------------------------------ make_results
 def _score(tmp_path, model, test_set, bleu, cs=True):
     d = tmp_path / "exp" / model / "decode_x" / test_set

@@ -23,6 +23,9 @@
         ``--key value`` options from a YAML mapping (lists repeat the option).
     python -m csst_espnet.bin.recipe_utils config_get FILE KEY[.SUBKEY]
         A value of a YAML config (empty when absent).
+    python -m csst_espnet.bin.recipe_utils trained_tasks CONFIG
+        The tasks (asr, st) of a model's training data, from its training config.yaml (stage 13
+        decodes the ASR copies of the test sets only with models that trained on ASR).
 """
 
 import argparse
@@ -210,6 +213,17 @@ def config_get(path: str, key: str) -> str:
     return "" if value is None else str(value)
 
 
+def trained_tasks(path: str) -> List[str]:
+    """Tasks (asr, st) of a model's training data, from its training config: the values of the
+    ``task`` data file, or ``preprocessor_conf.default_task`` when the data has none."""
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    for entry in conf.get("train_data_path_and_name_and_type") or []:
+        if len(entry) == 3 and entry[1] == "task":
+            return sorted(set(_read_lines(entry[0]).values()))
+    return [(conf.get("preprocessor_conf") or {}).get("default_task", "st")]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m csst_espnet.bin.recipe_utils", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,6 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s = sub.add_parser("merge_decode"); s.add_argument("--subset", action="store_true"); s.add_argument("keys"); s.add_argument("out"); s.add_argument("parts", nargs="+")
     s = sub.add_parser("yaml2args"); s.add_argument("file")
     s = sub.add_parser("config_get"); s.add_argument("file"); s.add_argument("key")
+    s = sub.add_parser("trained_tasks"); s.add_argument("file")
     args = p.parse_args(argv)
     try:
         if args.cmd == "asr_dir":
@@ -237,6 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(" ".join(yaml2args(args.file)))
         elif args.cmd == "config_get":
             print(config_get(args.file, args.key))
+        elif args.cmd == "trained_tasks":
+            print(" ".join(trained_tasks(args.file)))
     except (RecipeError, FileNotFoundError) as e:
         print(f"recipe_utils {args.cmd}: {e}", file=sys.stderr)
         return 1

@@ -62,7 +62,8 @@ text_lm_oracle=true   # stages 13/14: also translate the test sets' gold transcr
 train_sets="train"    # every training set (formatted in stage 3)
 valid_set=dev         # validation set of phases 2 and 3
 test_sets="test"      # sets decoded in stage 13
-asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER): stage 4 makes <set>_asr from <set>
+asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER) by the models that trained on ASR:
+                      # stage 4 makes <set>_asr from <set>
                       # (text := src_text, utt2task := asr, ids <id>-asr; <set> must have src_text)
 phase1_train_sets=    # training data of each phase (default: train_sets)
 phase2_train_sets=
@@ -535,6 +536,16 @@ decode_exps() {  # the experiment directories decoded and scored
     if "${cs_only_baseline}"; then echo "${cs_only_exp}"; fi
 }
 
+asr_sets_of() {  # asr_sets_of EXP: the ASR copies EXP decodes (none when it never trained on ASR)
+    local _tasks
+    [ -n "${asr_test_names}" ] || return 0
+    _tasks=$(${python} -m csst_espnet.bin.recipe_utils trained_tasks "$1/config.yaml") || exit 1
+    case " ${_tasks} " in
+        *" asr "*) echo "${asr_test_names}" ;;
+        *) log "$1 never trained on ASR (its training data: ${_tasks}): its ASR copies are not decoded" ;;
+    esac
+}
+
 decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over the SETs -> EXP/<decode tag>/<set>
     local _exp=$1 _logdir=$2 _with_task=$3 _s _dirs=() _data _n _nj _data_opts
     shift 3
@@ -576,9 +587,10 @@ if run_stage 13; then
     for _exp in $(decode_exps); do
         # the test sets and their ASR copies in one job array (utterance ids are unique over them: the
         # copies' ids end in -asr), split back after
+        _asr=$(asr_sets_of "${_exp}")
         # shellcheck disable=SC2086
-        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" "$([ -n "${asr_test_names}" ] && echo true || echo false)" \
-            ${test_sets} ${asr_test_names}
+        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" "$([ -n "${_asr}" ] && echo true || echo false)" \
+            ${test_sets} ${_asr}
     done
     if "${use_text_lm}" && "${text_lm_oracle}"; then
         # the stage-6 LLM translating the gold transcripts: what the speech models could reach at best
@@ -620,7 +632,8 @@ if run_stage 14; then
     fi
     for _exp in $(decode_exps); do
         for _s in ${test_sets}; do score_st "${_exp}/${inference_tag}/${_s}" "${_s}"; done
-        for _s in ${asr_test_names}; do  # WER/CER/MER against the transcripts
+        _asr=$(asr_sets_of "${_exp}")
+        for _s in ${_asr}; do  # WER/CER/MER against the transcripts
             _data=${data_feats}/${_s}
             _dir=${_exp}/${inference_tag}/${_s}
             [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
