@@ -68,14 +68,16 @@ def test_token_frame_labels_follow_the_phone_alignment(tmp_path):
     # 16 phone_ali frames read by 8 encoder frames (every other one), 2 encoder frames per token:
     # en en | sil sil | zh zh | en zh
     (tmp_path / "phone_ali").write_text("u1 1 1 1 1 0 0 0 0 2 2 2 2 1 1 2 2\n", encoding="utf-8")
-    frame_langs = read_frame_languages(str(tmp_path / "phone_ali"), str(tmp_path / "phones.txt"))
-    assert frame_langs["u1"][:6] == ["en", "en", "en", "en", None, None]
-    aux = {"token_utt": torch.tensor([0, 0, 0, 0]), "token_pos": torch.tensor([0, 1, 2, 3])}
-    labels = token_frame_labels(aux, [frame_langs["u1"]], ["cs"], torch.tensor([8]), rate=2)
-    assert labels == ["cs/en", None, "cs/zh", None]  # silence only, then a switch: left out
-    # 4 encoder frames per token: silence beside one language does not hide it
-    aux = {"token_utt": torch.tensor([0, 0]), "token_pos": torch.tensor([0, 1])}
-    assert token_frame_labels(aux, [frame_langs["u1"]], ["cs"], torch.tensor([8]), rate=4) == ["cs/en", None]
+    languages, frame_langs = read_frame_languages(str(tmp_path / "phone_ali"), str(tmp_path / "phones.txt"))
+    assert languages == ["en", "zh"] and frame_langs["u1"][:6].tolist() == [0, 0, 0, 0, -1, -1]
+
+    def labels(rate, tokens):
+        projector = MoESpeechProjector(4, 4, experts_per_group=1, top_k=1, downsample_rate=rate, expert_hidden=4)
+        aux = {"token_utt": torch.zeros(tokens, dtype=torch.long), "token_pos": torch.arange(tokens)}
+        return token_frame_labels(aux, projector, [frame_langs["u1"]], languages, ["cs"], torch.tensor([8]), 8)
+
+    assert labels(2, 4) == ["cs/en", None, "cs/zh", None]  # silence only, then a switch: left out
+    assert labels(4, 2) == ["cs/en", None]  # silence beside one language does not hide it
 
     (tmp_path / "bad_ali").write_text("u2 1 7\n", encoding="utf-8")
     with pytest.raises(ValueError, match="'u2' has phone id 7"):

@@ -32,6 +32,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from csst_espnet.losses.frame_phone import frame_targets
+
 logger = logging.getLogger(__name__)
 
 UNLABELLED = "-"
@@ -69,10 +71,9 @@ def aggregate_routing(
         if index.size(0) != num_layers:
             raise ValueError(f"inconsistent number of MoE layers: {index.size(0)} vs {num_layers}")
         if token_labels:
-            labels = token_labels[0]
+            labels = np.asarray(token_labels[0], dtype=object)
             groups_of_batch = [
-                (label, torch.tensor([lab == label for lab in labels], dtype=torch.bool))
-                for label in dict.fromkeys(lab for lab in labels if lab is not None)
+                (label, torch.from_numpy(labels == label)) for label in dict.fromkeys(labels) if label is not None
             ]
         else:
             groups_of_batch = [(lang or UNLABELLED, token_utt == row) for row, lang in enumerate(langs)]
@@ -271,38 +272,41 @@ class AudioReader:
         return np.asarray(wav, dtype=np.float32)
 
 
-def read_frame_languages(phone_ali: str, phones: str) -> Dict[str, List[Optional[str]]]:
-    """utt -> language of each ``phone_ali`` frame (None for phones without a ``<lang>:`` prefix)."""
-    language_of: Dict[str, Optional[str]] = {}
-    for phone, phone_id in read_kaldi_map(phones).items():
-        language_of[phone_id.strip()] = phone.split(":", 1)[0] if ":" in phone else None
+def read_frame_languages(phone_ali: str, phones: str) -> Tuple[List[str], Dict[str, torch.Tensor]]:
+    """The languages of a phone inventory whose names are ``<lang>:<phone>``, and per utterance the
+    language of each ``phone_ali`` frame as an index into them (F,), -1 for phones without a prefix."""
+    language_of = {phone_id.strip(): phone.split(":", 1)[0] if ":" in phone else None
+                   for phone, phone_id in read_kaldi_map(phones).items()}
+    languages = sorted({name for name in language_of.values() if name is not None})
+    index_of = {phone_id: languages.index(name) if name else -1 for phone_id, name in language_of.items()}
     out = {}
     for utt, ids in read_kaldi_map(phone_ali).items():
-        unknown = [i for i in ids.split() if i not in language_of]
+        unknown = [i for i in ids.split() if i not in index_of]
         if unknown:
             raise ValueError(f"{phone_ali}: utterance '{utt}' has phone id {unknown[0]}, which {phones} does not list")
-        out[utt] = [language_of[i] for i in ids.split()]
-    return out
+        out[utt] = torch.tensor([index_of[i] for i in ids.split()], dtype=torch.long)
+    return languages, out
 
 
 def token_frame_labels(
     aux: Dict[str, torch.Tensor],
-    frame_langs: Sequence[Sequence[Optional[str]]],
+    projector: torch.nn.Module,
+    frame_langs: Sequence[torch.Tensor],
+    languages: Sequence[str],
     row_langs: Sequence[str],
-    frame_lengths: torch.Tensor,
-    rate: int,
+    enc_lengths: torch.Tensor,
+    width: int,
 ) -> List[Optional[str]]:
-    """``<row language>/<frame language>`` of every token (N,) whose ``rate`` encoder frames, silence
-    aside, are all of one language (the rule of the routing losses' frame labels); None for tokens
-    over silence only or over a switch. Encoder frame i of an utterance with E frames and F phone_ali
-    frames reads phone_ali frame ``floor((i + 0.5) * F / E)``."""
-    labels: List[Optional[str]] = []
-    for utt, pos in zip(aux["token_utt"].tolist(), aux["token_pos"].tolist()):
-        langs, frames = frame_langs[utt], int(frame_lengths[utt])
-        window = range(pos * rate, min((pos + 1) * rate, frames))
-        found = {langs[min(len(langs) - 1, int((i + 0.5) * len(langs) / frames))] for i in window} - {None}
-        labels.append(f"{row_langs[utt] or UNLABELLED}/{found.pop()}" if len(found) == 1 else None)
-    return labels
+    """``<row language>/<frame language>`` of every token (N,), or None for tokens over silence only
+    or over a switch: the phone_ali languages (``read_frame_languages``) are resampled to the encoder
+    frames as for the ``frame_phone`` loss (``frame_targets``), then labelled by the routing losses'
+    rule (``MoESpeechProjector.token_lang_from_frames``)."""
+    ali = torch.nn.utils.rnn.pad_sequence(list(frame_langs), batch_first=True, padding_value=-1)
+    ali_lengths = torch.tensor([len(f) for f in frame_langs])
+    frames = frame_targets(ali, ali_lengths, enc_lengths.cpu(), width)  # (B, T) language ids
+    token_lang = projector.token_lang_from_frames(frames, {k: v.cpu() for k, v in aux.items()})  # (N,)
+    return [f"{row_langs[u] or UNLABELLED}/{languages[t]}" if t >= 0 else None
+            for u, t in zip(aux["token_utt"].tolist(), token_lang.tolist())]
 
 
 def iterate_batches(
@@ -312,7 +316,7 @@ def iterate_batches(
     utts: Sequence[str],
     batch_size: int,
     device: str = "cpu",
-    frame_langs: Optional[Dict[str, List[Optional[str]]]] = None,
+    frame_langs: Optional[Tuple[List[str], Dict[str, torch.Tensor]]] = None,
 ) -> Iterator[Tuple]:
     """Run the speech encoder and the projector on padded batches; yield ``(projector aux, language
     of each row)``, with ``frame_langs`` (``read_frame_languages``) also the frame-language label of
@@ -338,11 +342,13 @@ def iterate_batches(
             if frame_langs is None:
                 yield aux, langs
             else:
-                missing = [key for key in keys if key not in frame_langs]
+                languages, per_utt = frame_langs
+                missing = [key for key in keys if key not in per_utt]
                 if missing:
                     raise ValueError(f"utterance '{missing[0]}' has no phone_ali entry")
-                rate = model.projector.downsample.rate
-                yield aux, langs, token_frame_labels(aux, [frame_langs[k] for k in keys], langs, enc_lengths, rate)
+                yield aux, langs, token_frame_labels(
+                    aux, model.projector, [per_utt[k] for k in keys], languages, langs, enc_lengths, enc.size(1)
+                )
             progress.update(len(keys))
 
 
