@@ -165,6 +165,40 @@ def test_frontend_and_whisper_encoder_batch_equals_single(tiny_whisper, pad_to_3
             assert torch.allclose(enc[b, : el1[0]], e1[0, : el1[0]], atol=1e-4)
 
 
+def test_attention_window_limits_what_a_frame_sees(tiny_whisper):
+    """With attention_window W, an encoder frame depends only on input within (layers * W + conv
+    context) frames of it: changing the input past that leaves it unchanged; a window longer than the
+    utterance is plain full attention; a batch still equals each utterance alone."""
+    from csst_espnet.encoder.whisper import HFWhisperEncoder
+
+    full = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), pad_to_30s=False).eval()
+    windowed = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), pad_to_30s=False, attention_window=3).eval()
+    wide = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), pad_to_30s=False, attention_window=10_000).eval()
+    layers = full.encoder.config.encoder_layers
+    torch.manual_seed(0)
+    feats = torch.randn(2, 120, 80)
+    lens = torch.tensor([120, 90])
+    feats[1, 90:] = 0.0  # padding, as a batch has it
+    changed = feats.clone()
+    changed[:, 100:] += torch.randn(2, 20, 80)  # input frames 100+ -> encoder frames 50+
+    with torch.no_grad():
+        ref, ref_lens, _ = full(feats, lens)
+        win, win_lens, _ = windowed(feats, lens)
+        win_changed, _, _ = windowed(changed, lens)
+        full_changed, _, _ = full(changed, lens)
+        assert torch.equal(wide(feats, lens)[0], ref)
+        reach = layers * 3 + 2  # attention hops plus conv2's stride-2 context
+        assert torch.equal(win_changed[0, : 50 - reach], win[0, : 50 - reach])
+        assert not torch.allclose(win_changed[0, 50:], win[0, 50:])
+        assert not torch.allclose(full_changed[0, : 50 - reach], ref[0, : 50 - reach])  # full attention sees it
+        assert not torch.allclose(win, ref)
+        alone, alone_lens, _ = windowed(feats[1:, :90], lens[1:])
+        assert alone_lens[0] == win_lens[1]
+        assert torch.allclose(win[1, : alone_lens[0]], alone[0], atol=1e-4)
+    with pytest.raises(ValueError, match="attention_window"):
+        HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), attention_window=-1)
+
+
 def test_vtlp_moves_a_tone_by_the_warp_factor_in_training_only():
     """vtlp_warp stretches the spectrum: a 1 kHz tone warped by 1.2 peaks in the mel band of 1.2 kHz;
     eval mode and vtlp_warp 0 give the plain features."""

@@ -26,6 +26,8 @@ class HFWhisperEncoder(AbsEncoder):
     lora: peft LoRA options, e.g. ``{r: 8, target_modules: [q_proj, v_proj]}``.
     pad_to_30s: pad every batch to Whisper's 3000 frames, as Whisper was trained.
     num_trainable_layers: with ``freeze``, unfreeze the last N layers (PART's progressive unfreezing).
+    attention_window: if > 0, a frame attends only to frames at most this many positions away
+        (20 ms each), so what it encodes depends on its neighbourhood, not on the whole utterance.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class HFWhisperEncoder(AbsEncoder):
         pad_to_30s: bool = False,
         num_trainable_layers: int = 0,
         gradient_checkpointing: bool = False,
+        attention_window: int = 0,
     ):
         super().__init__()
         from transformers import WhisperConfig, WhisperModel
@@ -69,6 +72,9 @@ class HFWhisperEncoder(AbsEncoder):
             encoder = inject_adapter_in_model(lora_config(lora), encoder)
         self.encoder = encoder
         self.pad_to_30s = pad_to_30s
+        if attention_window < 0:
+            raise ValueError(f"encoder_conf.attention_window must be >= 0, got {attention_window}")
+        self.attention_window = attention_window
         # Weights from a pretrained model come back from model_name_or_path; a from-config
         # encoder has random weights that must be saved.
         self.restores_frozen_from_pretrained = model_name_or_path is not None
@@ -96,12 +102,20 @@ class HFWhisperEncoder(AbsEncoder):
         hidden = torch.nn.functional.dropout(hidden, p=enc.dropout, training=self.training)
         olens = torch.div(ilens - 1, 2, rounding_mode="floor") + 1
 
-        mask = None
+        # Additive mask: padding frames are hidden from every query, and with attention_window so is
+        # every frame too far from the query. Hidden keys get finfo.min, not -inf, so a query that sees
+        # none (a padding frame) gets a uniform average rather than NaN.
+        hidden_keys = None
         if not self.pad_to_30s:
-            # Additive mask (B, 1, 1, T'): padding frames are hidden from every query.
-            pad = make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)
-            mask = torch.zeros(pad.shape, dtype=hidden.dtype, device=hidden.device)
-            mask = mask.masked_fill(pad, torch.finfo(hidden.dtype).min)[:, None, None, :]
+            hidden_keys = make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)[:, None, None, :]  # (B, 1, 1, T')
+        if self.attention_window:
+            pos = torch.arange(hidden.size(1), device=hidden.device)
+            far = ((pos[:, None] - pos[None, :]).abs() > self.attention_window)[None, None]  # (1, 1, T', T')
+            hidden_keys = far if hidden_keys is None else hidden_keys | far
+        mask = None
+        if hidden_keys is not None:
+            mask = torch.zeros(hidden_keys.shape, dtype=hidden.dtype, device=hidden.device)
+            mask = mask.masked_fill(hidden_keys, torch.finfo(hidden.dtype).min)
         for layer in enc.layers:
             hidden = layer(hidden, mask)
         hidden = enc.layer_norm(hidden)
