@@ -397,10 +397,14 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         if not os.path.exists(ali_file):
             raise FileNotFoundError(f"{ali_file} not found: --phones reports routing by the frames' phone_ali")
         frame_langs = read_frame_languages(ali_file, args.phones)
-    batches = list(iterate_batches(model, reader, utt2lang, utts, args.batch_size, args.device, frame_langs))
-    report = aggregate_routing([batch[:2] for batch in batches], projector.groups, projector.experts_per_group)
-    if frame_langs is not None:
-        by_frames = aggregate_routing(batches, projector.groups, projector.experts_per_group)
+    batches = iterate_batches(model, reader, utt2lang, utts, args.batch_size, args.device, frame_langs)
+    if frame_langs is None:
+        report = aggregate_routing(batches, projector.groups, projector.experts_per_group)
+    else:
+        # two aggregations over one encoder pass: keep only what aggregate_routing reads
+        kept = [({k: aux[k] for k in ("expert_index", "token_utt")}, *rest) for aux, *rest in batches]
+        report = aggregate_routing([batch[:2] for batch in kept], projector.groups, projector.experts_per_group)
+        by_frames = aggregate_routing(kept, projector.groups, projector.experts_per_group)
         report["frame_languages"] = by_frames["languages"]
     report.update(config=args.config, model_file=args.model_file, data_dir=args.data_dir)
     paths = write_report(report, args.output_dir)
