@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from csst_espnet.benchmarks.projector import PEER_IMPLEMENTATIONS
 from csst_espnet.bin import bench_projector
 
 
@@ -18,7 +19,7 @@ def test_small_benchmark_writes_ratios(tmp_path, capsys):
     assert result["ours_over_peer"] > 0 and result["ours_over_k_dense"] > 0
     assert result["peer"].startswith("mixtral (")
     names = [row["name"] for row in result["rows"]]
-    for implementation in bench_projector.PEER_IMPLEMENTATIONS:
+    for implementation in PEER_IMPLEMENTATIONS:
         assert f"mixtral ({implementation})" in names
     assert result["like_for_like"] == {
         "expert_act": "swiglu",

@@ -1,9 +1,9 @@
 """Every shipped training config passes --print_config and --dry_run.
 
 Pretrained paths in the configs (hub names, recipe outputs) are swapped for the tiny local
-models; a distillation teacher (a recipe output named by relative path) is a tiny model saved at
-that path under a stand-in recipe dir, the working directory of the run. Everything else
-(projector, losses, LoRA, optimiser, ...) is validated as shipped.
+models; a distillation teacher (csst.sh passes the previous phase's model) is a tiny saved model.
+Everything else (projector, losses, LoRA, optimiser, ...) is validated as shipped. A recipe's
+phase configs take their model from its one model definition (``model_config``).
 """
 
 from pathlib import Path
@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from csst_espnet.tasks.csst import CSSTTask
+from csst_espnet.utils.config import ConfigError, load_config
 from train_utils import run_module, save_run, tiny_model_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +29,15 @@ def _local_overrides(config: dict, tiny_llm: Path, tiny_whisper: Path) -> list:
     return args
 
 
-def _recipe_dir_with_teachers(config: dict, tiny_llm: Path, tiny_whisper: Path, root: Path):
-    """A working directory holding a tiny model at every distill teacher path of ``config`` (None if none)."""
-    teachers = [
-        spec["conf"] for spec in config.get("aux_losses") or []
-        if spec["name"] == "transition" and (spec.get("conf") or {}).get("mode") == "distill"
-    ]
-    if not teachers:
-        return None
+def _teacher_args(config: dict, tiny_llm: Path, tiny_whisper: Path, root: Path) -> list:
+    """--teacher_config/--teacher_model of a tiny saved model if ``config`` distills (as csst.sh passes them)."""
+    if not any(spec["name"] == "transition" and (spec.get("conf") or {}).get("mode") == "distill"
+               for spec in config.get("aux_losses") or []):
+        return []
     args = tiny_model_args(tiny_llm, tiny_whisper)
     torch.manual_seed(0)
-    model = CSSTTask.build_model(args)
-    for conf in teachers:
-        paths = [Path(conf["teacher_config"]), Path(conf["teacher_model"])]
-        assert not any(p.is_absolute() for p in paths), f"teacher paths must be relative to the recipe dir: {paths}"
-        save_run(args, model, root / paths[0], root / paths[1])
-    return root
+    save_run(args, CSSTTask.build_model(args), root / "config.yaml", root / "valid.acc.ave.pth")
+    return ["--teacher_config", str(root / "config.yaml"), "--teacher_model", str(root / "valid.acc.ave.pth")]
 
 
 def test_configs_are_found():
@@ -55,14 +49,60 @@ def test_print_config_and_dry_run(config_file, tiny_llm, tiny_whisper, tmp_path)
     printed = run_module("csst_espnet.bin.csst_train", ["--config", str(config_file), "--print_config"])
     assert "llm_conf:" in printed and "projector:" in printed
 
-    config = yaml.safe_load(config_file.read_text())
+    config = load_config(str(config_file))
     out = tmp_path / "dry"
     run_module(
         "csst_espnet.bin.csst_train",
         ["--config", str(config_file), "--dry_run", "true", "--output_dir", str(out), "--ngpu", "0",
-         *_local_overrides(config, tiny_llm, tiny_whisper)],
-        cwd=_recipe_dir_with_teachers(config, tiny_llm, tiny_whisper, tmp_path / "recipe"),
+         *_local_overrides(config, tiny_llm, tiny_whisper),
+         *_teacher_args(config, tiny_llm, tiny_whisper, tmp_path / "teacher")],
     )
     written = yaml.safe_load((out / "config.yaml").read_text())
-    assert written["projector"] == config["projector"]
+    assert written["projector_conf"] == config["projector_conf"]
+    assert written["encoder_conf"] == {**config["encoder_conf"], **_encoder_override(config, tiny_whisper)}
     assert written["aux_losses"] == config.get("aux_losses", [])
+    assert "model_config" not in written  # the effective config is complete by itself
+
+
+def _encoder_override(config: dict, tiny_whisper: Path) -> dict:
+    local = _local_overrides(config, Path("unused"), tiny_whisper)
+    return {"model_name_or_path": str(tiny_whisper)} if "--encoder_conf" in local else {}
+
+
+@pytest.mark.parametrize("recipe_conf", sorted({p.parent for p in CONFIGS if (p.parent / "model.yaml").exists()}),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_recipe_phases_share_one_model_definition(recipe_conf):
+    """Every training config beside a model.yaml takes its model from there and repeats none of it."""
+    model = yaml.safe_load((recipe_conf / "model.yaml").read_text())
+    for config_file in sorted(recipe_conf.glob("train*.yaml")):
+        raw = yaml.safe_load(config_file.read_text())
+        assert raw.get("model_config") == "model.yaml", config_file
+        assert not set(raw) & set(model), config_file
+        composed = load_config(str(config_file))
+        assert {k: composed[k] for k in model} == model
+
+
+def test_model_config_errors_name_the_file(tmp_path):
+    (tmp_path / "model.yaml").write_text("projector: moe\nprojector_conf: {groups: [zh, en]}\n")
+    phase = tmp_path / "phase.yaml"
+    phase.write_text("model_config: model.yaml\nprojector: mlp\nmax_epoch: 2\n")
+    with pytest.raises(ConfigError, match=r"phase.yaml repeats \['projector'\] of its model_config .*model.yaml"):
+        load_config(str(phase))
+    phase.write_text("model_config: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: no such config file"):
+        load_config(str(phase))
+    (tmp_path / "model.yaml").write_text("model_config: other.yaml\n")
+    phase.write_text("model_config: model.yaml\n")
+    with pytest.raises(ConfigError, match="cannot name another model_config"):
+        load_config(str(phase))
+
+
+def test_command_line_wins_over_the_model_definition(tmp_path):
+    (tmp_path / "model.yaml").write_text("projector: moe\nlanguages: [zh, en, cs]\n")
+    phase = tmp_path / "phase.yaml"
+    phase.write_text("model_config: model.yaml\nmax_epoch: 2\n")
+    args = CSSTTask.get_parser().parse_args(["--config", str(phase), "--projector", "mlp"])
+    assert (args.projector, args.languages, args.max_epoch) == ("mlp", ["zh", "en", "cs"], 2)
+    phase.write_text("model_config: model.yaml\nbogus_option: 1\n")
+    with pytest.raises(SystemExit):
+        CSSTTask.get_parser().parse_args(["--config", str(phase)])

@@ -56,7 +56,7 @@ def _batch(args, tiny_data):
 def test_export_hf_merged_lora_gives_the_same_logits(exp_dir, tmp_path, tiny_data):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from csst_espnet.bin.export_hf import export
+    from csst_espnet.export.hf import export
     from csst_espnet.tasks.csst import CSSTTask
 
     _, exp = exp_dir
@@ -97,7 +97,7 @@ def test_export_hf_cli_fails_clearly(tmp_path):
 
 
 def test_pack_model_unpacks_and_decodes_elsewhere(exp_dir, tmp_path, tiny_data):
-    from csst_espnet.bin.pack_model import pack
+    from csst_espnet.export.pack import pack
     from csst_espnet.inference.speech2text import Speech2Text
 
     root, exp = exp_dir

@@ -11,15 +11,18 @@ import sys
 import pytest
 import soundfile
 
-from csst_espnet.data import espeak
 from csst_espnet.data import kaldi_dir as kd
-from csst_espnet.data import mini_cs
-from csst_espnet.data.mini_cs_text import TEMPLATES, all_sentences, has_cjk, join_segments
+from csst_espnet.synth import corpus, espeak
+from csst_espnet.synth.grammar_zh_en import TEMPLATES, all_sentences, has_cjk, join_segments
+from csst_espnet.synth.pairs import get_pair
 
 pytestmark = pytest.mark.skipif(not espeak.is_available(), reason="espeakng-loader not installed")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SH = os.path.join(REPO, "egs2", "mini_cs", "st1", "local", "data.sh")
+ZH_EN = get_pair("zh-en")
+SET_NAMES = corpus.set_names(ZH_EN)
+TINY = corpus.preset_sizes("tiny", ZH_EN)
 
 
 def _texts(data):
@@ -37,7 +40,7 @@ def _texts(data):
 
 def _audio_md5(data):
     out = {}
-    for s in mini_cs.SET_NAMES:
+    for s in SET_NAMES:
         for u, p in kd.read_table(os.path.join(data, s, "wav.scp")).items():
             with open(p, "rb") as fh:
                 out[u] = hashlib.md5(fh.read()).hexdigest()
@@ -45,12 +48,12 @@ def _audio_md5(data):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpora(tmp_path_factory):
     """The tiny corpus made twice with the same seed (once through local/data.sh, nj=1)
     and once with another seed."""
     root = tmp_path_factory.mktemp("mini_cs")
     a = os.path.join(root, "a", "data")
-    mini_cs.generate(a, seed=11, preset="tiny", nj=2, progress=False)
+    corpus.generate(a, seed=11, preset="tiny", nj=2, progress=False)
     env = dict(os.environ, PYTHON=sys.executable)
     r = subprocess.run(["bash", DATA_SH, "--preset", "tiny", "--seed", "11", "--nj", "1",
                         "--out", "data", "--wav-dir", "wav"],
@@ -58,31 +61,31 @@ def corpus(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     b = os.path.join(root, "data")
     c = os.path.join(root, "c", "data")
-    mini_cs.generate(c, seed=12, preset="tiny", nj=2, progress=False)
+    corpus.generate(c, seed=12, preset="tiny", nj=2, progress=False)
     return a, b, c
 
 
-def test_same_seed_same_corpus(corpus):
-    a, b, c = corpus
+def test_same_seed_same_corpus(corpora):
+    a, b, c = corpora
     ta, tb = _texts(a), _texts(b)
     assert ta.keys() == tb.keys() and ta == tb
-    for s in mini_cs.SET_NAMES:  # (compared above with every file; named here for clarity)
+    for s in SET_NAMES:  # (compared above with every file; named here for clarity)
         assert ta[f"{s}/phone_ali"] == tb[f"{s}/phone_ali"]
     assert ta["local/phones.txt"] == tb["local/phones.txt"]
     ma, mb = _audio_md5(a), _audio_md5(b)
-    assert ma == mb and len(ma) == sum(mini_cs.PRESETS["tiny"][s] for s in mini_cs.SET_NAMES)
+    assert ma == mb and len(ma) == sum(TINY[s] for s in SET_NAMES)
     # another seed gives another corpus
     assert _texts(c)["test_cs/text"] != ta["test_cs/text"]
     assert set(_audio_md5(c).values()) != set(ma.values())
 
 
-def test_sets_files_sorted_and_valid(corpus):
-    a = corpus[0]
-    for s in mini_cs.SET_NAMES:
+def test_sets_files_sorted_and_valid(corpora):
+    a = corpora[0]
+    for s in SET_NAMES:
         d = os.path.join(a, s)
         res = kd.validate(d, languages=["zh", "en", "cs"], fs=16000, min_dur=0.8, max_dur=6.0, progress=False)
         assert res.ok, res.report()
-        assert len(kd.DataDir.read(d)) == mini_cs.PRESETS["tiny"][s]
+        assert len(kd.DataDir.read(d)) == TINY[s]
         for n in ("text", "src_text", "utt2lang", "utt2task", "utt2dur", "utt2spk", "spk2utt", "wav.scp", "phone_ali"):
             with open(os.path.join(d, n), "rb") as f:
                 keys = [l.split(b" ")[0] for l in f.read().splitlines()]
@@ -93,8 +96,8 @@ def test_sets_files_sorted_and_valid(corpus):
     assert set(os.listdir(os.path.join(a, "lm_text"))) == {"zh.txt", "en.txt", "zh2en.tsv"}
 
 
-def test_languages_tasks_and_texts(corpus):
-    a = corpus[0]
+def test_languages_tasks_and_texts(corpora):
+    a = corpora[0]
 
     def tab(s, n):
         return kd.read_table(os.path.join(a, s, n))
@@ -119,12 +122,12 @@ def test_languages_tasks_and_texts(corpus):
     lang = tab("dev", "utt2lang")
     for u, src in tab("dev", "src_text").items():
         assert (lang[u] == "cs") == any(c.isascii() and c.isalpha() for c in src)
-    for s in mini_cs.TEST_SETS:   # a second reference for the test sets
+    for s in corpus.TEST_SETS:   # a second reference for the test sets
         assert tab(s, "text.2").keys() == tab(s, "text").keys()
 
 
-def test_test_voices_and_sentences_held_out(corpus):
-    a = corpus[0]
+def test_test_voices_and_sentences_held_out(corpora):
+    a = corpora[0]
 
     def variants(s):
         return {v.split()[0].split(",")[0].split("+")[1] for v in kd.read_table(os.path.join(a, s, "utt2voice")).values()}
@@ -132,7 +135,7 @@ def test_test_voices_and_sentences_held_out(corpus):
     train = set().union(*(variants(s) for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev")))
     test = variants("test_cs") | variants("test_mono")
     assert test and not (train & test)
-    assert test <= set(mini_cs.TEST_VARIANTS) and train <= set(mini_cs.TRAIN_VARIANTS)
+    assert test <= set(corpus.TEST_VARIANTS) and train <= set(corpus.TRAIN_VARIANTS)
     spk_train = set().union(*(set(kd.read_table(os.path.join(a, s, "utt2spk")).values())
                               for s in ("train_asr_zh", "train_cs", "dev")))
     spk_test = set(kd.read_table(os.path.join(a, "test_cs", "utt2spk")).values())
@@ -152,8 +155,8 @@ def test_test_voices_and_sentences_held_out(corpus):
     assert held and not (held & seen)
 
 
-def test_phone_ali(corpus):
-    a = corpus[0]
+def test_phone_ali(corpora):
+    a = corpora[0]
     with open(os.path.join(a, "local", "phones.txt"), encoding="utf-8") as f:
         rows = [line.split() for line in f.read().splitlines()]
     phones = {p: int(i) for p, i in rows}
@@ -164,7 +167,7 @@ def test_phone_ali(corpus):
         assert json.load(f)["num_phones"] == len(phones) > 40
     name = {i: p for p, i in phones.items()}
     used = set()
-    for s in mini_cs.SET_NAMES:
+    for s in SET_NAMES:
         d = os.path.join(a, s)
         ali = kd.read_table(os.path.join(d, "phone_ali"))
         wav, lang = kd.read_table(os.path.join(d, "wav.scp")), kd.read_table(os.path.join(d, "utt2lang"))
@@ -184,8 +187,8 @@ def test_phone_ali(corpus):
 def test_frame_labels_and_phone_events():
     # 22050 Hz phones over a clip that is 0.3 s (30 frames) at 16 kHz; the last of equal starts counts
     phones = [(0, "sil"), (2205, "zh:x"), (2205, "zh:a"), (4410, "sil")]
-    assert mini_cs.frame_labels(phones, 22050, 4800) == ["sil"] * 10 + ["zh:a"] * 10 + ["sil"] * 10
-    assert len(mini_cs.frame_labels(phones, 22050, 4801)) == 31  # a partial last frame counts
+    assert corpus.frame_labels(phones, 22050, 4800) == ["sil"] * 10 + ["zh:a"] * 10 + ["sil"] * 10
+    assert len(corpus.frame_labels(phones, 22050, 4801)) == 31  # a partial last frame counts
     assert espeak.normalize_phone("'ong") == "ong" and espeak.normalize_phone(",eI") == "eI"
     assert {espeak.normalize_phone(p) for p in ("_", "_:", "_|", "_!")} == {"sil"}
     text = "we use gradient descent"
@@ -206,7 +209,7 @@ def test_generator_translations_and_code_switching():
     assert len(sents) > 2000
     rng = random.Random(0)
     for s in sents[::97]:
-        assert has_cjk(s.zh) and not has_cjk(s.en) and not has_cjk(s.en_alt)
+        assert has_cjk(s.source) and not has_cjk(s.target) and not has_cjk(s.target_alt)
         if s.can_switch:
             segs = s.cs_segments(rng)
             langs = [l for _, l in segs]
@@ -217,6 +220,17 @@ def test_generator_translations_and_code_switching():
     # every template keeps Mandarin words outside its slots, so CS always has both scripts
     for zh, _, _ in TEMPLATES:
         assert has_cjk("".join(p for p in zh.replace("}", "{").split("{")[::2]))
+
+
+def test_language_pair_registry():
+    with pytest.raises(ValueError, match="unknown language pair 'ja-en'; available: zh-en"):
+        get_pair("ja-en")
+    assert (ZH_EN.source.code, ZH_EN.target.code) == ("zh", "en")
+    assert SET_NAMES == ["train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "test_cs", "test_mono"]
+    assert list(TINY)[:7] == SET_NAMES and TINY["train_asr_zh"] == 6
+    r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.synth_corpus", "--pair", "ja-en"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "'zh-en'" in r.stderr
 
 
 def test_isolated_synthesis_is_reproducible():

@@ -15,7 +15,10 @@ import yaml
 
 from conftest import SENTENCES, synth_utterance, write_data_dir
 
-from csst_espnet.bin import format_audio, launch, make_results, recipe_utils, speed_perturb
+from csst_espnet.bin import make_results
+from csst_espnet.data import audio_dir
+from csst_espnet.recipe import config, data_ops, launch
+from csst_espnet.recipe import results as recipe_results
 from csst_espnet.data import kaldi_dir as kd
 
 PY = sys.executable
@@ -114,7 +117,7 @@ def test_format_audio_resamples_cuts_and_reports_unreadable(tmp_path):
         (src / name).write_text("".join(f"spk-{x} {value}\n" for x in "abcd"))
     (src / "utt2spk").write_text("".join(f"spk-{x} spk\n" for x in "abcd"))
     out = tmp_path / "out"
-    counts = format_audio.format_dir(str(src), str(out), fs=16000, nj=2, progress=False)
+    counts = audio_dir.format_dir(str(src), str(out), fs=16000, nj=2, progress=False)
     assert counts == {"utterances": 4, "formatted": 3, "errors": 1, "clipped": 0}
     d = kd.DataDir.read(str(out))
     assert not d.has_segments and sorted(d.utt["wav.scp"]) == ["spk-a", "spk-b", "spk-c"]
@@ -140,7 +143,7 @@ def test_format_audio_reads_pipes(tmp_path):
 def test_speed_perturb(tmp_path):
     d = small_dir(tmp_path / "src", 4)
     out = tmp_path / "sp"
-    counts = speed_perturb.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1], nj=2)
+    counts = audio_dir.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1], nj=2)
     assert counts == {"utterances": 12, "perturbed": 8}
     p = kd.DataDir.read(str(out))
     assert kd.validate(str(out), required=("wav.scp", "utt2spk", "text"), progress=False).ok
@@ -152,7 +155,18 @@ def test_speed_perturb(tmp_path):
     assert p.utt["utt2spk"]["sp0.9-spk0-u0"] == "sp0.9-spk0"
     assert p.utt["text"]["sp1.1-spk1-u1"] == p.utt["text"]["spk1-u1"]
     with pytest.raises(ValueError):
-        speed_perturb.parse_factors("0.9,x")
+        audio_dir.parse_factors("0.9,x")
+
+
+def test_change_speed_is_resampling_by_the_factor():
+    from scipy.signal import resample_poly
+
+    from csst_espnet.data.audio import change_speed
+
+    x = synth_utterance(0, 0.5)
+    y = change_speed(x, 1.1)  # read at 11, written at 10: 10/11 of the samples
+    assert y.dtype == np.float32 and np.array_equal(y, resample_poly(x, 10, 11).astype(np.float32))
+    assert np.array_equal(change_speed(x, 1.0), x)
 
 
 def test_speed_perturb_stretches_phone_ali(tmp_path):
@@ -160,7 +174,7 @@ def test_speed_perturb_stretches_phone_ali(tmp_path):
     kd.write_table(str(d / "phone_ali"), {u: " ".join(["0"] * 10 + ["3"] * 30 + ["0"] * 10) for u in
                                           kd.read_table(str(d / "wav.scp"))})
     out = tmp_path / "sp"
-    speed_perturb.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1])
+    audio_dir.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1])
     assert kd.validate(str(out), required=("wav.scp", "phone_ali"), progress=False).ok
     ali = {u: v.split() for u, v in kd.read_table(str(out / "phone_ali")).items()}
     num = kd.read_table(str(out / "utt2num_samples"))
@@ -173,7 +187,7 @@ def test_speed_perturb_stretches_phone_ali(tmp_path):
 # --------------------------------------------------------------------------------------- tokenizer
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    from csst_espnet.bin.make_tokenizer import make_tokenizer, prompt_sentences
+    from csst_espnet.text.tokenizer import make_tokenizer, prompt_sentences
 
     out = tmp_path_factory.mktemp("tok")
     sentences = SENTENCES * 3 + ["我们在测试集上评估模型", "the loss function of the decoder"]
@@ -198,7 +212,7 @@ def test_tokenizer_round_trip_and_specials(tokenizer_dir):
 
 
 def test_han_chars_keeps_mandarin_by_character_and_merges_english(tmp_path):
-    from csst_espnet.bin.make_tokenizer import make_tokenizer
+    from csst_espnet.text.tokenizer import make_tokenizer
 
     sentences = ["这个跟聚类有关"] * 40 + ["the gradient"] * 20  # Mandarin pairs are the most frequent
     pieces = {}
@@ -224,6 +238,19 @@ def test_make_tokenizer_cli(tmp_path):
     assert r.returncode == 1 and "no text" in r.stderr
 
 
+def test_read_sentences_of_text_tsv_and_kaldi_text(tmp_path):
+    from csst_espnet.text.tokenizer import read_sentences
+
+    text, tsv, kaldi = tmp_path / "t.txt", tmp_path / "p.tsv", tmp_path / "text"
+    text.write_text(" a b \n\nc\n")
+    tsv.write_text("x\t y \n")
+    kaldi.write_text("u1  注意力  机制 \nu2\n\nu3 the model\n")  # u2: no text
+    assert read_sentences([text], [tsv], [kaldi]) == ["a b", "c", "x", "y", "注意力  机制", "the model"]
+    kaldi.write_text("u1 a\nu1 b\n")
+    with pytest.raises(ValueError, match="text:2: duplicate key u1"):
+        read_sentences(kaldi_texts=[kaldi])
+
+
 # ---------------------------------------------------------------------------------------- text LM
 TINY_LM = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, steps=4,
                batch_size=4, warmup_steps=2, valid_fraction=0.2)
@@ -232,7 +259,7 @@ TINY_LM = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, interm
 def test_text_lm_examples_follow_the_prompt_layout(tokenizer_dir):
     from transformers import AutoTokenizer
 
-    from csst_espnet.bin.train_text_lm import build_examples, source_language
+    from csst_espnet.llm.text_lm import build_examples, source_language
     from csst_espnet.text.prompt import PromptTemplate
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -288,7 +315,7 @@ def test_train_text_lm_saves_a_loadable_model(tmp_path, tokenizer_dir):
 
 def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_path, tokenizer_dir):
     """transformers 5 loads Qwen2Tokenizer for every qwen2 model, whatever tokenizer was saved."""
-    from csst_espnet.bin.train_text_lm import train
+    from csst_espnet.llm.text_lm import train
 
     mono = [("zh", "注意力 机制 很 重要"), ("en", "the loss goes down")]
     info = train(dict(TINY_LM, arch="qwen2"), str(tokenizer_dir), str(tmp_path / "q"), mono, [], progress=False)
@@ -296,13 +323,13 @@ def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_pat
     assert not (tmp_path / "q" / "tokenizer.json").exists() and (tmp_path / "q" / "config.json").exists()
 
 
-# ----------------------------------------------------------------------------------- recipe_utils
+# ------------------------------------------------------------------------- recipe data ops, configs
 def test_asr_dir_and_lm_text(tmp_path):
     d = small_dir(tmp_path / "dev", 4)  # 0.5 s utterances: 50 alignment frames
     kd.write_table(str(d / "phone_ali"), {u: " ".join(["0"] * 10 + ["1"] * 30 + ["0"] * 10)
                                           for u in kd.read_table(str(d / "wav.scp"))})
     (d / "text.2").write_text((d / "text").read_text())
-    recipe_utils.asr_dir(str(d), str(tmp_path / "dev_asr"))
+    data_ops.asr_dir(str(d), str(tmp_path / "dev_asr"))
     a = kd.DataDir.read(str(tmp_path / "dev_asr"))
     copy = lambda table: {f"{u}-asr": v for u, v in table.items()}  # ids unique over set and copy
     assert a.utt["text"] == copy(kd.read_table(str(d / "src_text")))
@@ -312,7 +339,7 @@ def test_asr_dir_and_lm_text(tmp_path):
     assert kd.validate(str(tmp_path / "dev_asr"), progress=False).ok
     assert set(a.utt["utt2task"].values()) == {"asr"} and "text.2" not in a.utt
     # ST utterances: the source transcript is text of the speech language, the pair goes to pairs.tsv
-    counts = recipe_utils.lm_text(str(d), str(tmp_path / "lm"))
+    counts = data_ops.lm_text(str(d), str(tmp_path / "lm"))
     assert counts == {"mono.en": 2, "mono.zh": 2, "pairs": 4}
     src, lang = kd.read_table(str(d / "src_text")), kd.read_table(str(d / "utt2lang"))
     for lg in ("en", "zh"):
@@ -321,32 +348,32 @@ def test_asr_dir_and_lm_text(tmp_path):
     assert (tmp_path / "lm" / "pairs.tsv").read_text().count("\t") == 4
     (tmp_path / "nosrc").mkdir()
     (tmp_path / "nosrc" / "text").write_text("a-1 x\n")
-    with pytest.raises(recipe_utils.RecipeError, match="no src_text"):
-        recipe_utils.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
+    with pytest.raises(data_ops.RecipeError, match="no src_text"):
+        data_ops.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
     (tmp_path / "nosrc" / "text").write_text("a-1 x\na-2 y\n")
     (tmp_path / "nosrc" / "src_text").write_text("a-1 x\n")
-    with pytest.raises(recipe_utils.RecipeError, match="no transcript for 1 utterances: a-2"):
-        recipe_utils.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
+    with pytest.raises(data_ops.RecipeError, match="no transcript for 1 utterances: a-2"):
+        data_ops.asr_dir(str(tmp_path / "nosrc"), str(tmp_path / "x"))
 
 
 def test_union_dir_and_split_keys(tmp_path):
     a = small_dir(tmp_path / "a", 4)
     b = small_dir(tmp_path / "b", 2)  # the same ids with other audio files
     kd.write_table(str(a / "phone_ali"), {u: "0 1 1 0" for u in kd.read_table(str(a / "wav.scp"))})
-    n = recipe_utils.union_dir(str(tmp_path / "u"), [str(a), str(a)])
+    n = data_ops.union_dir(str(tmp_path / "u"), [str(a), str(a)])
     assert n == 4 and len(kd.read_table(str(tmp_path / "u" / "wav.scp"))) == 4
     assert kd.read_table(str(tmp_path / "u" / "phone_ali")) == kd.read_table(str(a / "phone_ali"))
     c = small_dir(tmp_path / "c", 6)  # spk0-u4, spk1-u5 without phone_ali: no phone_ali in the union
     kd.write_table(str(c / "wav.scp"), {**kd.read_table(str(c / "wav.scp")), **kd.read_table(str(a / "wav.scp"))})
-    assert recipe_utils.union_dir(str(tmp_path / "u"), [str(a), str(c)]) == 6
+    assert data_ops.union_dir(str(tmp_path / "u"), [str(a), str(c)]) == 6
     assert not (tmp_path / "u" / "phone_ali").exists()
-    with pytest.raises(recipe_utils.RecipeError, match="different audio"):
-        recipe_utils.union_dir(str(tmp_path / "u2"), [str(a), str(b)])
-    paths = recipe_utils.split_keys(str(a / "wav.scp"), 3, str(tmp_path / "k" / "keys"))
+    with pytest.raises(data_ops.RecipeError, match="different audio"):
+        data_ops.union_dir(str(tmp_path / "u2"), [str(a), str(b)])
+    paths = data_ops.split_keys(str(a / "wav.scp"), 3, str(tmp_path / "k" / "keys"))
     lines = [p_.read_text().splitlines() for p_ in map(Path, paths)]
     assert [len(x) for x in lines] == [1, 1, 2] and sum(lines, []) == (a / "wav.scp").read_text().splitlines()
-    with pytest.raises(recipe_utils.RecipeError):
-        recipe_utils.split_keys(str(a / "wav.scp"), 5, str(tmp_path / "k" / "x"))
+    with pytest.raises(data_ops.RecipeError):
+        data_ops.split_keys(str(a / "wav.scp"), 5, str(tmp_path / "k" / "x"))
 
 
 def test_merge_decode(tmp_path):
@@ -358,27 +385,27 @@ def test_merge_decode(tmp_path):
         (out / "text").write_text("".join(f"{k} {v}\n" for k, v in lines.items()))
         (out / "score").write_text("".join(f"{k} -1.0\n" for k in lines))
     parts = [str(tmp_path / "output.1"), str(tmp_path / "output.2")]
-    with pytest.raises(recipe_utils.RecipeError, match="not in"):
-        recipe_utils.merge_decode(str(keys), str(tmp_path / "m"), parts)
-    assert recipe_utils.merge_decode(str(keys), str(tmp_path / "m"), parts, subset=True) == 3
+    with pytest.raises(data_ops.RecipeError, match="not in"):
+        data_ops.merge_decode(str(keys), str(tmp_path / "m"), parts)
+    assert data_ops.merge_decode(str(keys), str(tmp_path / "m"), parts, subset=True) == 3
     assert (tmp_path / "m" / "text").read_text() == "a-1\na-2\na-3 world\n".replace("a-1\n", "a-1 hello\n")
     keys.write_text("a-1 x\na-2 x\na-3 x\na-4 x\n")
-    with pytest.raises(recipe_utils.RecipeError, match="1 utterances were not decoded, e.g. a-4"):
-        recipe_utils.merge_decode(str(keys), str(tmp_path / "m2"), parts, subset=True)
+    with pytest.raises(data_ops.RecipeError, match="1 utterances were not decoded, e.g. a-4"):
+        data_ops.merge_decode(str(keys), str(tmp_path / "m2"), parts, subset=True)
 
 
 def test_yaml2args_and_config_get(tmp_path):
     conf = tmp_path / "decode.yaml"
     conf.write_text("beam_size: 4\nbatch_size: 8\nflag: true\nmulti: [a, b]\nnone: null\n")
-    assert recipe_utils.yaml2args(str(conf)) == ["--beam_size", "4", "--batch_size", "8", "--flag", "true",
+    assert config.yaml2args(str(conf)) == ["--beam_size", "4", "--batch_size", "8", "--flag", "true",
                                                  "--multi", "a", "--multi", "b"]
     conf.write_text("bad: two words\n")
-    with pytest.raises(recipe_utils.RecipeError, match="spaces"):
-        recipe_utils.yaml2args(str(conf))
+    with pytest.raises(config.ConfigError, match="spaces"):
+        config.yaml2args(str(conf))
     conf.write_text("projector: moe\nprojector_conf: {groups: [zh, en], top_k: 2}\n")
-    assert recipe_utils.config_get(str(conf), "projector") == "moe"
-    assert recipe_utils.config_get(str(conf), "projector_conf.top_k") == "2"
-    assert recipe_utils.config_get(str(conf), "missing.key") == ""
+    assert config.config_get(str(conf), "projector") == "moe"
+    assert config.config_get(str(conf), "projector_conf.top_k") == "2"
+    assert config.config_get(str(conf), "missing.key") == ""
 
 
 def test_trained_tasks_read_from_the_training_data(tmp_path):
@@ -386,13 +413,13 @@ def test_trained_tasks_read_from_the_training_data(tmp_path):
     conf = tmp_path / "config.yaml"
     data = [[str(tmp_path / "wav.scp"), "speech", "sound"], [str(tmp_path / "utt2task"), "task", "text"]]
     conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data}))
-    assert recipe_utils.trained_tasks(str(conf)) == ["asr", "st"]
+    assert config.trained_tasks(str(conf)) == ["asr", "st"]
     # no task column: the preprocessor's default task
     conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data[:1],
                                     "preprocessor_conf": {"default_task": "asr"}}))
-    assert recipe_utils.trained_tasks(str(conf)) == ["asr"]
+    assert config.trained_tasks(str(conf)) == ["asr"]
     conf.write_text(yaml.safe_dump({"train_data_path_and_name_and_type": data[:1]}))
-    assert recipe_utils.trained_tasks(str(conf)) == ["st"]
+    assert config.trained_tasks(str(conf)) == ["st"]
 
 
 # ------------------------------------------------------------------------------------ make_results
@@ -477,7 +504,7 @@ def test_text_lm_oracle_batched_greedy_equals_one_at_a_time(tmp_path, tokenizer_
     """The oracle's left-padded batches decode exactly as each source alone; ASR utterances are skipped."""
     import torch
 
-    from csst_espnet.bin import text_lm_oracle
+    from csst_espnet.llm.text_lm import load_text_lm
 
     lm, _ = train_tiny_lm(tmp_path, tokenizer_dir, 30)
     data = tmp_path / "test_cs"
@@ -494,7 +521,7 @@ def test_text_lm_oracle_batched_greedy_equals_one_at_a_time(tmp_path, tokenizer_
     hyps = dict(line.split(" ", 1) if " " in line else (line, "") for line in (out / "test_cs" / "text").read_text().splitlines())
     assert sorted(hyps) == ["u1", "u2", "u3"]
 
-    model, tok, template = text_lm_oracle.load_text_lm(str(lm))
+    model, tok, template = load_text_lm(str(lm))
     for utt in hyps:
         lang, text = srcs[utt]
         ids = template.ids("st", lang) + tok(text, add_special_tokens=False)["input_ids"]
@@ -507,13 +534,16 @@ def test_text_lm_oracle_batched_greedy_equals_one_at_a_time(tmp_path, tokenizer_
     (data / "src_text").write_text("u1 我们 用 model\nu2\n")
     r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out)
     assert r.returncode == 1 and "src_text: no source transcript for utterance u2" in r.stderr
+    (data / "src_text").write_text("u1 我们 用 model\nu1 我们\n")
+    r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out)
+    assert r.returncode == 1 and "src_text:2: duplicate key u1" in r.stderr
     (data / "src_text").unlink()
     r = run("csst_espnet.bin.text_lm_oracle", "--model_dir", lm, "--data_dir", data, "--out_dir", out)
     assert r.returncode == 1 and f"{data}/src_text is missing" in r.stderr
 
 
 def test_make_results_explains_the_text_lm_oracle(tmp_path):
-    dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, make_results.ORACLE_MODEL, "test_cs", 90.0)]
+    dirs = [_score(tmp_path, "csst_train_phase3", "test_cs", 55.5), _score(tmp_path, recipe_results.ORACLE_MODEL, "test_cs", 90.0)]
     md = tmp_path / "RESULTS.md"
     assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), *dirs]) == 0
     text = md.read_text()
@@ -534,7 +564,7 @@ def test_results_commit_ignores_its_own_results_file(tmp_path, monkeypatch):
     git("commit", "-qm", "x")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "RESULTS.md").write_text("")  # make_results opens it for writing before it asks git
-    assert "local changes" not in make_results._git_commit("RESULTS.md")
-    assert "local changes" in make_results._git_commit()
+    assert "local changes" not in recipe_results._git_commit("RESULTS.md")
+    assert "local changes" in recipe_results._git_commit()
     (tmp_path / "run.sh").write_text("echo changed\n")
-    assert make_results._git_commit("RESULTS.md").endswith("(with local changes)")
+    assert recipe_results._git_commit("RESULTS.md").endswith("(with local changes)")

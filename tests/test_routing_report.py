@@ -1,5 +1,5 @@
 """Routing report: the pure aggregation on synthetic aux, the written files, and the batch loop on a
-real data dir with a stand-in model (speech frames -> MoE projector)."""
+real data dir (read by the decoding loader) with a stand-in model (speech frames -> MoE projector)."""
 
 import json
 
@@ -8,16 +8,17 @@ import pytest
 import soundfile
 import torch
 
-from csst_espnet.bin.routing_report import (
-    AudioReader,
+from csst_espnet.analysis.routing import (
     aggregate_routing,
     format_markdown,
-    iterate_batches,
     read_frame_languages,
-    read_kaldi_map,
+    routing_batches,
     token_frame_labels,
     write_report,
 )
+from csst_espnet.data.collate import PadCollate
+from csst_espnet.data.kaldi_dir import read_table
+from csst_espnet.inference.batches import data_loader
 from csst_espnet.projector.moe import MoESpeechProjector
 
 
@@ -129,10 +130,14 @@ def test_batches_from_a_data_dir(tmp_path):
     for u, (_, n) in utts.items():
         soundfile.write(tmp_path / f"{u}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
 
-    reader = AudioReader(str(tmp_path))
-    assert reader.keys == sorted(utts) and reader("spk1-a").shape == (3200,)
+    # read and batched as for decoding: ESPnet's loader, here without a preprocessor (no tokenizer)
+    loader = data_loader([(str(tmp_path / "wav.scp"), "speech", "sound")], None, PadCollate(), 2, num_workers=0)
+    assert [(keys, batch["speech_lengths"].tolist()) for keys, batch in loader] == [
+        (["spk1-a", "spk1-b"], [3200, 4800]),
+        (["spk2-c"], [6400]),
+    ]
     model = FramesToProjector().eval()
-    batches = iterate_batches(model, reader, read_kaldi_map(str(tmp_path / "utt2lang")), reader.keys, batch_size=2)
+    batches = routing_batches(model, loader, read_table(str(tmp_path / "utt2lang")), len(utts))
     report = aggregate_routing(batches, model.projector.groups, model.projector.experts_per_group)
     assert report["num_layers"] == 2
     for u, (lang, n) in utts.items():
@@ -176,23 +181,29 @@ def test_end_to_end_with_the_task(tmp_path, request):
     model = CSSTTask.build_model(args)
     torch.save(model.state_dict(), tmp_path / "model.pth")
 
+    def run(out, batch_size):
+        return routing_report.main(
+            [
+                "--config",
+                str(tmp_path / "config.yaml"),
+                "--model_file",
+                str(tmp_path / "model.pth"),
+                "--data_dir",
+                str(tiny_data),
+                "--output_dir",
+                str(out),
+                "--batch_size",
+                str(batch_size),
+            ]
+        )
+
     out = tmp_path / "routing"
-    report = routing_report.main(
-        [
-            "--config",
-            str(tmp_path / "config.yaml"),
-            "--model_file",
-            str(tmp_path / "model.pth"),
-            "--data_dir",
-            str(tiny_data),
-            "--output_dir",
-            str(out),
-            "--batch_size",
-            "4",
-        ]
-    )
+    report = run(out, 4)
     langs = {line.split()[1] for line in (tiny_data / "utt2lang").read_text().splitlines()}
     assert set(report["languages"]) == langs
     assert sum(info["utterances"] for info in report["languages"].values()) == 6
     for name in ("routing.json", "routing.md", "routing_heatmap.png"):
         assert (out / name).stat().st_size > 0
+    # padding is masked (frontend and encoder): a token is routed alike alone and in a padded batch
+    alone = run(tmp_path / "routing_alone", 1)
+    assert alone["languages"] == report["languages"]

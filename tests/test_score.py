@@ -153,6 +153,14 @@ def test_missing_hypothesis(tmp_path, capsys):
     assert res["subsets"]["all"]["empty_rate"] == pytest.approx(20.0)
 
 
+def test_cli_rejects_a_repeated_utterance_id(tmp_path, capsys):
+    ref_f = write(tmp_path / "text", REFS)
+    hyp_f = tmp_path / "hyp"
+    hyp_f.write_text("s1-cs1 a\ns1-cs1 b\n")
+    assert cli.main(["--hyp", str(hyp_f), "--ref", ref_f, "--task", "st", "--tgt_lang", "en"]) == 1
+    assert f"{hyp_f}:2: duplicate key s1-cs1" in capsys.readouterr().err
+
+
 def test_cli_end_to_end(tmp_path):
     d = tmp_path / "test_cs"
     d.mkdir()
@@ -175,12 +183,12 @@ def test_cli_end_to_end(tmp_path):
 
 def test_english_inserted_into_a_mandarin_reference(tmp_path):
     """No English reference words: MER-en has no rate; the table prints "-", results.json null."""
-    from csst_espnet.bin import make_results
+    from csst_espnet.recipe import results
 
     res = scoring.score({"z-1": "今天 很好 model"}, [{"z-1": "今天 很好"}], task="asr", utt2lang={"z-1": "zh"})
     assert res["subsets"]["all"]["mer_by_lang"]["en"]["rate"] is None
     row = scoring.format_table(res).splitlines()[1].split()
     assert row[0] == "all" and float(row[5]) == 0.0 and row[6] == "-"  # MER-zh, MER-en
     (tmp_path / "score.json").write_text(json.dumps(res))
-    sub = make_results.entry(str(tmp_path))["subsets"]["all"]
+    sub = results.entry(str(tmp_path))["subsets"]["all"]
     assert sub["mer_en"] is None and sub["mer_zh"] == 0.0 and sub["mer"] == 25.0  # 1 insertion, 4 characters

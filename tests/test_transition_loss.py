@@ -62,8 +62,11 @@ def test_bad_options_are_named():
         build_aux_losses([{"name": "transition", "conf": {"mode": "mix"}}], None, LANGS)
     with pytest.raises(ValueError, match=r"mode 'mixture' takes .* not \['gamma'\]"):
         build_aux_losses([{"name": "transition", "conf": {"gamma": 1.0}}], None, LANGS)
-    with pytest.raises(ValueError, match="needs teacher_config"):
+    with pytest.raises(ValueError, match="'distill' needs the previous phase's model"):
         build_aux_losses([{"name": "transition", "conf": {"mode": "distill"}}], None, LANGS)
+    with pytest.raises(ValueError, match="unexpected keyword argument 'teacher_config'"):
+        build_aux_losses([{"name": "transition", "conf": {"mode": "distill", "teacher_config": "x"}}], None, LANGS,
+                         load_teacher=lambda: None)
 
 
 # ---------------------------------------------------------------------------------- distill mode
@@ -71,16 +74,16 @@ MODEL_LANGS = ["zh", "en", "cs"]  # the languages of tiny_model_args
 
 
 def _save(args, model, out_dir):
-    """A run's config.yaml and model file; returns the hook's teacher options for them."""
+    """A run's config.yaml and model file; returns the task's teacher options for them."""
     conf = {"teacher_config": str(out_dir / "config.yaml"), "teacher_model": str(out_dir / "valid.acc.ave.pth")}
     save_run(args, model, Path(conf["teacher_config"]), Path(conf["teacher_model"]))
     return conf
 
 
 def _distill_student(tiny_llm, tiny_whisper, teacher, seed=2, **conf):
-    spec = {"name": "transition", "conf": {"mode": "distill", **teacher, **conf}}
+    spec = {"name": "transition", "conf": {"mode": "distill", **conf}}
     torch.manual_seed(seed)
-    return CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec]))
+    return CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec], teacher=teacher))
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +202,9 @@ def test_trained_student_decodes_without_its_teacher(tiny_llm, tiny_whisper, tmp
     torch.manual_seed(1)
     teacher = _save(args, CSSTTask.build_model(args), tmp_path / "phase2")
     student = _distill_student(tiny_llm, tiny_whisper, teacher).eval()
-    spec = {"name": "transition", "conf": {"mode": "distill", **teacher}}
-    files = _save(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec]), student, tmp_path / "phase3")
+    spec = {"name": "transition", "conf": {"mode": "distill"}}
+    files = _save(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec], teacher=teacher), student,
+                  tmp_path / "phase3")
     shutil.rmtree(tmp_path / "phase2")
     decoded, train_args = CSSTTask.build_model_from_file(None, files["teacher_model"])
     assert len(decoded.aux_losses) == 0 and train_args.aux_losses == [spec]
@@ -217,11 +221,14 @@ def test_trained_student_decodes_without_its_teacher(tiny_llm, tiny_whisper, tmp
         CSSTTask.build_model_from_file(str(tmp_path / "other" / "config.yaml"), files["teacher_model"])
 
 
-def test_missing_teacher_file_is_named(tiny_llm, tiny_whisper, teacher_files, tmp_path):
+def test_missing_teacher_is_named(tiny_llm, tiny_whisper, teacher_files, tmp_path):
+    spec = {"name": "transition", "conf": {"mode": "distill"}}
     missing = str(tmp_path / "exp" / "csst_train_phase2" / "valid.acc.ave.pth")
-    conf = {"mode": "distill", "teacher_config": teacher_files["teacher_config"], "teacher_model": missing}
-    with pytest.raises(FileNotFoundError, match=re.escape(f"teacher_model {missing} does not exist")):
-        build_aux_losses([{"name": "transition", "conf": conf}], None, MODEL_LANGS)
+    teacher = {"teacher_config": teacher_files["teacher_config"], "teacher_model": missing}
+    with pytest.raises(FileNotFoundError, match=re.escape(f"--teacher_model {missing} does not exist")):
+        CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec], teacher=teacher))
+    with pytest.raises(ValueError, match="give --teacher_config"):
+        CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec]))
 
 
 def test_teacher_vocabulary_must_match(tiny_llm, tiny_whisper, tmp_path):

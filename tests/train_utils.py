@@ -53,9 +53,11 @@ def tiny_config(llm: Path, whisper: Path, data: Path, **overrides) -> Dict:
 
 
 def tiny_model_args(
-    llm: Path, whisper: Path, languages: Sequence[str] = ("zh", "en", "cs"), aux_losses: Sequence[Dict] = ()
+    llm: Path, whisper: Path, languages: Sequence[str] = ("zh", "en", "cs"), aux_losses: Sequence[Dict] = (),
+    teacher: Dict[str, str] = None,
 ) -> argparse.Namespace:
-    """Parsed csst_train options of a tiny model (frozen Whisper, MLP projector, LLM with LoRA, ce_weight 0)."""
+    """Parsed csst_train options of a tiny model (frozen Whisper, MLP projector, LLM with LoRA, ce_weight 0);
+    ``teacher``: ``{teacher_config, teacher_model}`` options."""
     from csst_espnet.tasks.csst import CSSTTask
 
     return CSSTTask.get_parser().parse_args([
@@ -65,6 +67,7 @@ def tiny_model_args(
         "--languages", yaml.safe_dump(list(languages), default_flow_style=True),
         "--model_conf", "ce_weight=0",
         "--aux_losses", yaml.safe_dump(list(aux_losses), default_flow_style=True),
+        *[arg for option, path in (teacher or {}).items() for arg in (f"--{option}", str(path))],
     ])
 
 

@@ -8,213 +8,26 @@
 Inputs: ``--text`` plain text (one sentence a line), ``--tsv`` tab-separated columns (every column a
 sentence), ``--kaldi_text`` Kaldi ``utt text`` files (the id column is dropped). Repeat each as needed.
 
-The sentencepiece model (BPE, ``byte_fallback`` so that any character round-trips, identity
-normalisation so that text is never rewritten) is converted to a fast ``LlamaTokenizer``
-(``tokenizers`` BPE with the Metaspace pre-tokenizer and byte fallback, as transformers builds
-Llama tokenizers), with ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3. ``OUT_DIR`` gets the HF files
-(``tokenizer.json``, ``tokenizer_config.json``), the sentencepiece model ``spm.model`` / ``spm.vocab``
-and ``make_tokenizer.json`` (options and checks). Every input sentence is encoded and decoded again;
-the command fails naming the first sentence that does not come back unchanged.
+``OUT_DIR`` gets a fast ``LlamaTokenizer`` converted from a sentencepiece BPE model (``tokenizer.json``,
+``tokenizer_config.json``; ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3), the model ``spm.model`` /
+``spm.vocab`` and ``make_tokenizer.json`` (options and checks); see ``csst_espnet.text.tokenizer``.
+The command fails naming the first input sentence that does not decode back unchanged.
 
-``--han_chars true`` makes every Han character of the text its own piece (sentencepiece
-user-defined symbols, never merged), as code-switch ASR practice tokenizes Mandarin by character and
-English by subword: the BPE merges then all go to the other scripts, so English terms become whole
-pieces. On mini_cs "backpropagation" is 11 pieces without it (800 pieces); with it (1100 pieces) every
-English word of the corpus is one piece, but the three-phase model was worse (test_cs / test_mono BLEU
-31.13 / 38.10 instead of 42.60 / 52.57, text-LM oracle 82.71 / 90.36 instead of 85.99 / 91.90), so
-that recipe keeps BPE over both languages.
+``--han_chars true`` makes every Han character its own piece (sentencepiece user-defined symbols, never
+merged), as code-switch ASR practice tokenizes Mandarin by character and English by subword: the BPE
+merges then all go to the other scripts, so English terms become whole pieces.
 """
 
 import argparse
-import json
 import logging
-import os
-import re
 import sys
-import tempfile
 from functools import partial
-from typing import Iterable, List, Optional, Sequence
+from typing import Optional, Sequence
 
 from espnet2.utils.types import str2bool
 
+from csst_espnet.text import tokenizer
 from csst_espnet.utils.cli import add_option
-
-SPECIALS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def read_sentences(texts: Sequence[str] = (), tsvs: Sequence[str] = (), kaldi_texts: Sequence[str] = ()) -> List[str]:
-    """All sentences of the inputs, stripped, empty lines skipped, in input order."""
-    out: List[str] = []
-
-    def lines(path: str) -> Iterable[str]:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.rstrip("\n").rstrip("\r")
-                if line.strip():
-                    yield line
-
-    for path in texts:
-        out.extend(line.strip() for line in lines(path))
-    for path in tsvs:
-        for line in lines(path):
-            out.extend(col.strip() for col in line.split("\t") if col.strip())
-    for path in kaldi_texts:
-        for line in lines(path):
-            parts = line.strip().split(maxsplit=1)
-            if len(parts) == 2 and parts[1].strip():
-                out.append(parts[1].strip())
-    return out
-
-
-def prompt_sentences(target_language: str, languages: Sequence[str], repeat: int) -> List[str]:
-    """The default prompt instructions (``csst_espnet.text.prompt``), each ``repeat`` times, so that
-    the tokenizer learns them as a few pieces and prompts stay short."""
-    from csst_espnet.text.prompt import DEFAULT_INSTRUCTIONS, LANGUAGE_NAMES
-
-    names = lambda code: LANGUAGE_NAMES.get(code, code)
-    texts = sorted({
-        instruction.format(src_lang=names(lang), tgt_lang=names(target_language))
-        for instruction in DEFAULT_INSTRUCTIONS.values() for lang in languages
-    })
-    return [t for t in texts for _ in range(repeat)]
-
-
-def han_characters(sentences: Iterable[str]) -> List[str]:
-    """The distinct Han (CJK unified ideograph) characters of ``sentences``, sorted."""
-    return sorted({c for s in sentences for c in s if HAN.match(c)})
-
-
-def train_sentencepiece(sentences: Sequence[str], prefix: str, vocab_size: int, model_type: str = "bpe",
-                        character_coverage: float = 1.0, seed: int = 0,
-                        single_pieces: Sequence[str] = ()) -> str:
-    """Train ``prefix.model`` / ``prefix.vocab``; returns the model path.
-
-    ``single_pieces``: strings always kept as one piece and never merged (user-defined symbols).
-
-    ``vocab_size`` is adjusted to what the data supports: sentencepiece fails when asked for more
-    pieces than it can make, or for fewer than the text's characters plus the 256 byte pieces.
-    """
-    import sentencepiece as spm
-
-    if not sentences:
-        raise ValueError("no training text for the tokenizer")
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as f:
-        f.write("\n".join(sentences) + "\n")
-        corpus = f.name
-    if hasattr(spm, "set_random_generator_seed"):
-        spm.set_random_generator_seed(seed)
-    try:
-        size = vocab_size
-        while True:
-            try:
-                spm.SentencePieceTrainer.train(
-                    input=corpus,
-                    model_prefix=prefix,
-                    vocab_size=size,
-                    model_type=model_type,
-                    character_coverage=character_coverage,
-                    byte_fallback=True,
-                    normalization_rule_name="identity",
-                    unk_id=0, bos_id=1, eos_id=2, pad_id=3,
-                    unk_piece=SPECIALS["unk"], bos_piece=SPECIALS["bos"],
-                    eos_piece=SPECIALS["eos"], pad_piece=SPECIALS["pad"],
-                    split_digits=True,
-                    user_defined_symbols=list(single_pieces),
-                    input_sentence_size=2_000_000,
-                    shuffle_input_sentence=True,
-                    num_threads=1,  # deterministic
-                    minloglevel=2,
-                )
-                break
-            except (RuntimeError, OSError) as e:
-                msg = str(e)
-                too_high = re.search(r"Vocabulary size (?:is )?too high.*<= *(\d+)", msg)
-                too_small = re.search(r"smaller than required_chars\. *\d+ vs (\d+)", msg)
-                if too_high and int(too_high.group(1)) < size:
-                    new = int(too_high.group(1))
-                    logging.warning("vocab_size %d is too large for this text; using %d", size, new)
-                elif too_small and int(too_small.group(1)) > size:
-                    new = int(too_small.group(1))
-                    logging.warning("vocab_size %d is too small for the characters of this text (and the "
-                                    "256 byte pieces); using %d", size, new)
-                else:
-                    raise
-                size = new
-    finally:
-        os.unlink(corpus)
-    return prefix + ".model"
-
-
-def spm_to_hf(model_file: str):
-    """The sentencepiece BPE model as a fast ``LlamaTokenizer`` with bos/eos/pad/unk."""
-    from tokenizers.models import BPE
-    from transformers import LlamaTokenizer
-    from transformers.convert_slow_tokenizer import SentencePieceExtractor
-
-    extractor = SentencePieceExtractor(model_file)
-    if extractor.proto.trainer_spec.model_type != 2:  # 2 = BPE
-        raise ValueError(f"{model_file}: only sentencepiece BPE models are converted (train with model_type=bpe)")
-    kw = extractor.extract(BPE)
-    tok = LlamaTokenizer(
-        vocab=kw["vocab"],
-        merges=kw["merges"],
-        unk_token=SPECIALS["unk"],
-        bos_token=SPECIALS["bos"],
-        eos_token=SPECIALS["eos"],
-        pad_token=SPECIALS["pad"],
-        add_prefix_space=True,
-        legacy=False,
-    )
-    tok.padding_side = "right"
-    return tok
-
-
-def round_trip_failures(tokenizer, sentences: Iterable[str], limit: int = 5) -> List[str]:
-    """Sentences (up to ``limit``) that do not decode back to themselves."""
-    bad = []
-    for s in sentences:
-        ids = tokenizer(s, add_special_tokens=False)["input_ids"]
-        if tokenizer.unk_token_id in ids or tokenizer.decode(ids, skip_special_tokens=True) != s:
-            bad.append(s)
-            if len(bad) >= limit:
-                break
-    return bad
-
-
-def make_tokenizer(out_dir: str, sentences: Sequence[str], vocab_size: int = 800, model_type: str = "bpe",
-                   character_coverage: float = 1.0, seed: int = 0, check: bool = True, han_chars: bool = False):
-    os.makedirs(out_dir, exist_ok=True)
-    single = han_characters(sentences) if han_chars else []
-    model_file = train_sentencepiece(sentences, os.path.join(out_dir, "spm"), vocab_size, model_type,
-                                     character_coverage, seed, single)
-    tok = spm_to_hf(model_file)
-    tok.save_pretrained(out_dir)
-    # reload as any user would, and check what was saved
-    from transformers import AutoTokenizer
-
-    loaded = AutoTokenizer.from_pretrained(out_dir)
-    for name in ("bos", "eos", "pad", "unk"):
-        if getattr(loaded, f"{name}_token") != SPECIALS[name]:
-            raise RuntimeError(f"{out_dir}: {name}_token is {getattr(loaded, f'{name}_token')!r}")
-    bad = round_trip_failures(loaded, sentences) if check else []
-    if bad:
-        raise RuntimeError(f"{out_dir}: the tokenizer does not round-trip {bad[0]!r} "
-                           f"(encodes to {loaded.tokenize(bad[0])})")
-    info = {
-        "vocab_size": len(loaded),
-        "requested_vocab_size": vocab_size,
-        "model_type": model_type,
-        "han_chars": len(single),
-        "sentences": len(sentences),
-        "round_trip_checked": check,
-        "specials": {k: [v, loaded.convert_tokens_to_ids(v)] for k, v in SPECIALS.items()},
-        "tokens_per_sentence": (sum(len(loaded(s, add_special_tokens=False)["input_ids"]) for s in sentences)
-                                / max(1, len(sentences))),
-    }
-    with open(os.path.join(out_dir, "make_tokenizer.json"), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=1, ensure_ascii=False)
-    return loaded, info
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -243,16 +56,15 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
-    sentences = read_sentences(args.text, args.tsv, args.kaldi_text)
-    if not sentences:
-        print("make_tokenizer: no text in the inputs (give --text, --tsv or --kaldi_text)", file=sys.stderr)
-        return 1
-    if args.prompt_repeat > 0:
-        langs = [x for x in args.languages.split(",") if x]
-        sentences += prompt_sentences(args.target_language, langs, args.prompt_repeat)
     try:
-        _, info = make_tokenizer(args.out_dir, sentences, args.vocab_size, args.model_type,
-                                 args.character_coverage, args.seed, han_chars=args.han_chars)
+        sentences = tokenizer.read_sentences(args.text, args.tsv, args.kaldi_text)
+        if not sentences:
+            raise ValueError("no text in the inputs (give --text, --tsv or --kaldi_text)")
+        if args.prompt_repeat > 0:
+            langs = [x for x in args.languages.split(",") if x]
+            sentences += tokenizer.prompt_sentences(args.target_language, langs, args.prompt_repeat)
+        _, info = tokenizer.make_tokenizer(args.out_dir, sentences, args.vocab_size, args.model_type,
+                                           args.character_coverage, args.seed, han_chars=args.han_chars)
     except (RuntimeError, ValueError) as e:
         print(f"make_tokenizer: {e}", file=sys.stderr)
         return 1

@@ -25,29 +25,27 @@ import sys
 from typing import Optional, Sequence
 
 from espnet2.utils.types import str2bool
+
+from csst_espnet.data.kaldi_dir import DuplicateKeyError, read_table
 from csst_espnet.metrics import scoring
+from csst_espnet.utils.cli import add_option
 
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m csst_espnet.bin.score",
                                 description="BLEU/chrF or WER/CER/MER per CS / mono / all subsets.")
-
-    def opt(name, **kw):
-        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        p.add_argument(*names, dest=name, **kw)
-
-    opt("hyp", required=True, help="hypotheses, Kaldi text format")
-    opt("ref", required=True, action="append", help="references (repeat for several)")
-    opt("task", choices=["st", "asr"], required=True)
-    opt("tgt_lang", default=None, help="target language (en, zh...); required for st")
-    opt("utt2lang", default=None, help="utt2lang file giving the cs / mono subsets")
-    opt("src_text", default=None,
-        help="source transcripts for the English-word recall ('none' to disable); "
-             "default for st: src_text beside the first reference")
-    opt("tokenize", default=None, help="override sacrebleu's tokenizer")
-    opt("normalize", type=str2bool, default=True, help="lower-case and strip punctuation for error rates")
-    opt("allow_missing", type=str2bool, default=False, help="count missing hypotheses as empty")
-    opt("out_json", default=None, help="write the result as JSON")
+    add_option(p, "hyp", required=True, help="hypotheses, Kaldi text format")
+    add_option(p, "ref", required=True, action="append", help="references (repeat for several)")
+    add_option(p, "task", choices=["st", "asr"], required=True)
+    add_option(p, "tgt_lang", default=None, help="target language (en, zh...); required for st")
+    add_option(p, "utt2lang", default=None, help="utt2lang file giving the cs / mono subsets")
+    add_option(p, "src_text", default=None,
+               help="source transcripts for the English-word recall ('none' to disable); "
+                    "default for st: src_text beside the first reference")
+    add_option(p, "tokenize", default=None, help="override sacrebleu's tokenizer")
+    add_option(p, "normalize", type=str2bool, default=True, help="lower-case and strip punctuation for error rates")
+    add_option(p, "allow_missing", type=str2bool, default=False, help="count missing hypotheses as empty")
+    add_option(p, "out_json", default=None, help="write the result as JSON")
     return p
 
 
@@ -55,19 +53,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
     try:
-        hyp = scoring.read_kaldi_text(args.hyp)
-        refs = [scoring.read_kaldi_text(r) for r in args.ref]
-        utt2lang = scoring.read_kaldi_text(args.utt2lang) if args.utt2lang else None
+        hyp = read_table(args.hyp, unique=True)
+        refs = [read_table(r, unique=True) for r in args.ref]
+        utt2lang = read_table(args.utt2lang, unique=True) if args.utt2lang else None
         src_path = args.src_text
         if src_path is None and args.task == "st":
             src_path = scoring.default_src_text(args.ref[0])
         if src_path is not None and src_path.lower() == "none":
             src_path = None
-        src = scoring.read_kaldi_text(src_path) if src_path else None
+        src = read_table(src_path, unique=True) if src_path else None
         res = scoring.score(hyp, refs, task=args.task, tgt_lang=args.tgt_lang, utt2lang=utt2lang,
                             src_text=src, allow_missing=args.allow_missing, tokenize=args.tokenize,
                             normalize=args.normalize)
-    except (scoring.ScoringError, FileNotFoundError) as e:
+    except (scoring.ScoringError, DuplicateKeyError, FileNotFoundError) as e:
         print(f"score: {e}", file=sys.stderr)
         return 1
     res.update(hyp=args.hyp, refs=args.ref, utt2lang=args.utt2lang, src_text=src_path)

@@ -27,6 +27,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
+from csst_espnet.data.audio import audio_info
+
 DEFAULT_LANGUAGES = ("zh", "en", "es", "cs")
 DEFAULT_TASKS = ("asr", "st")
 DEFAULT_REQUIRED = ("wav.scp", "utt2spk", "text", "utt2lang", "utt2task")
@@ -39,7 +41,6 @@ PHONE_ALI = "phone_ali"
 ALI_FRAMES_PER_SECOND = 100  # phone_ali frames: 10 ms
 ALI_TOLERANCE = 2  # frames a phone_ali may differ from its audio's duration
 _TEXT_FILE = re.compile(r"^(src_)?text(\.\d+)?$")
-_ARK = re.compile(r"^(.+\.ark):\d+$")
 
 
 def is_text_file(name: str) -> bool:
@@ -106,9 +107,24 @@ def read_raw(path: str) -> RawFile:
     return raw
 
 
-def read_table(path: str) -> "OrderedDict[str, str]":
-    """``key value`` file as a dict (first occurrence wins)."""
-    return read_raw(path).as_dict()
+class DuplicateKeyError(ValueError):
+    """A key that appears twice in a table read with ``unique=True``."""
+
+
+def read_table(path: str, unique: bool = False) -> "OrderedDict[str, str]":
+    """``key value`` file as a dict in file order; a line with only a key has the value "".
+
+    Blank lines are skipped. A repeated key: the first occurrence wins, or with ``unique`` a
+    :class:`DuplicateKeyError` naming the file and line.
+    """
+    raw = read_raw(path)
+    if unique:
+        seen: Dict[str, int] = {}
+        for n, key, _ in raw.rows:
+            if key in seen:
+                raise DuplicateKeyError(f"{path}:{n}: duplicate key {key} (first on line {seen[key]})")
+            seen[key] = n
+    return raw.as_dict()
 
 
 def write_table(path: str, table: Dict[str, str]) -> None:
@@ -365,40 +381,7 @@ def split_ids(d: DataDir, nj: int) -> Tuple[List[List[str]], bool]:
     return parts, False
 
 
-# ---------------------------------------------------------------- audio
-def _audio_path(value: str) -> str:
-    return value.strip()
-
-
-def audio_info(value: str) -> Tuple[int, int]:
-    """(num_samples, sample_rate) of a wav.scp entry: a file path or ``x.ark:offset``.
-
-    Raises on missing or unreadable audio; pipes (``cmd |``) are not supported.
-    """
-    value = _audio_path(value)
-    if value.endswith("|"):
-        raise ValueError("pipe entries are not supported")
-    m = _ARK.match(value)
-    if m and not os.path.exists(value):
-        import kaldiio
-
-        if not os.path.exists(m.group(1)):
-            raise FileNotFoundError(f"no such file: {m.group(1)}")
-        loaded = kaldiio.load_mat(value)
-        if isinstance(loaded, tuple):
-            rate, arr = loaded
-            return int(arr.shape[0]), int(rate)
-        raise ValueError("ark entry is not audio")
-    if not os.path.exists(value):
-        raise FileNotFoundError(f"no such file: {value}")
-    import soundfile
-
-    info = soundfile.info(value)
-    if info.frames <= 0:
-        raise ValueError("audio has no samples")
-    return int(info.frames), int(info.samplerate)
-
-
+# ---------------------------------------------------------------- durations
 def compute_utt2dur(d: DataDir, progress: bool = True) -> Dict[str, str]:
     """Durations in seconds: from segments when present, else from the audio headers."""
     out: Dict[str, str] = {}
@@ -738,3 +721,44 @@ def write_split(path: str, nj: int) -> Tuple[List[str], bool]:
         d.subset(ids).write(sub)
         out.append(sub)
     return out, together
+
+
+# ---------------------------------------------------------------- directory commands
+def check(path: str, drop_invalid: bool = False, **validate_kwargs) -> Tuple[ValidationResult, str]:
+    """Validate ``path``; with ``drop_invalid``, drop the invalid utterances (:func:`clean`) and
+    validate again. Returns the final result and the report (what was dropped included)."""
+    res = validate(path, **validate_kwargs)
+    text = res.report()
+    if drop_invalid and not res.ok:
+        after, dropped = clean(path, res, **validate_kwargs)
+        text += (f"\ndropped {len(dropped)} utterances (listed in {os.path.join(path, 'dropped.txt')})"
+                 if dropped else "\nnothing dropped: dropping utterances cannot fix these problems")
+        if not after.ok:
+            text += "\nstill invalid after dropping:\n" + after.report()
+        res = after
+    return res, text
+
+
+def write_combined(out: str, paths: Sequence[str]) -> int:
+    """Write the :func:`combine` of the directories ``paths`` to ``out``; returns its utterance count."""
+    d = combine([DataDir.read(p) for p in paths], paths)
+    d.write(out)
+    return len(d)
+
+
+def write_subset(path: str, out: str, **criteria) -> Tuple[int, int]:
+    """Write the utterances of ``path`` chosen by :func:`subset_ids` to ``out`` (not ``path``);
+    returns (chosen, total) utterance counts."""
+    d = DataDir.read(path)
+    ids = subset_ids(d, **criteria)
+    if os.path.abspath(out) == os.path.abspath(path):
+        raise ValueError("OUT must differ from DIR")
+    d.subset(ids).write(out)
+    return len(ids), len(d)
+
+
+def write_utt2dur(path: str) -> Dict[str, str]:
+    """Compute (:func:`compute_utt2dur`) and write ``path/utt2dur``; returns the durations."""
+    durs = compute_utt2dur(DataDir.read(path))
+    write_table(os.path.join(path, "utt2dur"), durs)
+    return durs

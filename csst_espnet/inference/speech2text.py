@@ -5,11 +5,10 @@
     hyps = s2t.batch([wav1, wav2], langs=["zh", "cs"])
 
 Prompts come from the same :class:`PromptTemplate` the model was trained with; the LLM's
-``generate`` runs greedy or beam search with its KV cache on the left-padded
-``[prompt][speech]`` prefix built by the model.
+``generate`` (:func:`csst_espnet.inference.generate.generate`) runs greedy or beam search with its KV
+cache on the left-padded ``[prompt][speech]`` prefix built by the model.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -17,17 +16,10 @@ import numpy as np
 import soundfile
 import torch
 
+from csst_espnet.inference.generate import GenerateOptions, Hypothesis, generate
 from csst_espnet.tasks.csst import CSSTTask
 
 Audio = Union[str, Path, np.ndarray, torch.Tensor]
-
-
-@dataclass
-class Hypothesis:
-    text: str
-    token: List[str]
-    token_int: List[int]
-    score: float
 
 
 class Speech2Text:
@@ -115,36 +107,5 @@ class Speech2Text:
         max_new = self.max_new_tokens
         if self.max_len_ratio > 0:
             max_new = min(max_new, max(1, int(self.max_len_ratio * int(embed_lengths.max()))))
-        tok = self.tokenizer
-        out = self.model.llm.generate(
-            prefix,
-            mask,
-            max_new_tokens=max_new,
-            num_beams=self.beam_size,
-            do_sample=False,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-            repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-        )
-        step_scores = self._step_scores(out)
-        hyps = []
-        for seq, seq_scores in zip(out.sequences.tolist(), step_scores):
-            ids = seq[: seq.index(tok.eos_token_id)] if tok.eos_token_id in seq else seq
-            # the hypothesis' log-probability includes its EOS; tokens after it are padding
-            score = seq_scores if isinstance(seq_scores, float) else float(seq_scores[: len(ids) + 1].sum())
-            hyps.append(
-                Hypothesis(
-                    text=tok.decode(ids, skip_special_tokens=True).strip(),
-                    token=tok.convert_ids_to_tokens(ids),
-                    token_int=ids,
-                    score=score,
-                )
-            )
-        return hyps
-
-    def _step_scores(self, out) -> list:
-        """Greedy: per-step token log-probabilities (B, steps); beam: each beam's final score."""
-        if getattr(out, "sequences_scores", None) is not None:
-            return out.sequences_scores.tolist()
-        return self.model.llm.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        options = GenerateOptions(self.beam_size, max_new, self.repetition_penalty, self.no_repeat_ngram_size)
+        return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options)

@@ -6,7 +6,7 @@ checkpoints (see ``csst_espnet.models.frozen_state``): they are reloaded from
 ``model_name_or_path`` when the model is rebuilt.
 """
 
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional
 
 import torch
 
@@ -53,7 +53,8 @@ class KeepFrozenDtype:
 
 
 class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
-    """Causal LM wrapper: token embedding, forward on embeddings, and ``generate``.
+    """Causal LM wrapper: token embedding and forward on embeddings (decoding runs
+    :func:`csst_espnet.inference.generate.generate` on ``.model``).
 
     Args:
         model_name_or_path: local directory or hub name of the pretrained LM.
@@ -140,14 +141,3 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
             use_cache=False,
         )
         return out.logits
-
-    @torch.no_grad()
-    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs):
-        """HF ``generate`` from left-padded embeddings; returns its output object."""
-        return self.model.generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            return_dict_in_generate=True,
-            output_scores=True,
-            **generate_kwargs,
-        )

@@ -13,7 +13,7 @@ key names the hook in the returned ModuleDict and, unless ``conf.stat_prefix`` s
 its stats.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -41,11 +41,14 @@ def build_aux_losses(
     languages: Sequence[str],
     encoder_output_size: Optional[int] = None,
     llm_hidden_size: Optional[int] = None,
+    load_teacher: Optional[Callable[[], torch.nn.Module]] = None,
 ) -> Tuple[torch.nn.ModuleDict, Dict[str, float]]:
     """Build the hooks of ``specs``: returns ``(ModuleDict key -> hook, dict key -> weight)``.
 
     Hooks with ``uses_encoder_output = True`` also get ``encoder_output_size``, hooks with
-    ``uses_llm_width = True`` get ``llm_hidden_size``.
+    ``uses_llm_width = True`` get ``llm_hidden_size``, hooks with ``uses_teacher = True`` get
+    ``load_teacher`` (a callable returning the frozen previous-phase model; the task provides it,
+    so that no hook imports the task).
     """
     hooks = torch.nn.ModuleDict()
     weights: Dict[str, float] = {}
@@ -76,6 +79,8 @@ def build_aux_losses(
                 if llm_hidden_size is None:
                     raise ValueError(f"aux loss '{key}' reads the LLM's embeddings: give llm_hidden_size")
                 conf["llm_hidden_size"] = llm_hidden_size
+            if getattr(AUX_LOSSES[name], "uses_teacher", False):
+                conf["load_teacher"] = load_teacher
             hooks[key] = AUX_LOSSES[name](projector=projector, languages=tuple(languages), **conf)
         except TypeError as e:
             raise ValueError(f"aux loss '{key}' ({AUX_LOSSES[name].__name__}): bad conf {conf}: {e}") from e

@@ -14,14 +14,14 @@ Mixture mode (``mode: mixture``; options ``ramp_steps``, ``start``):
 λ rising linearly from ``start`` to 1 over ``ramp_steps`` training steps. Stats: ``<prefix>_lambda``,
 ``<prefix>_ce_cs``, ``<prefix>_ce_prev``.
 
-Distill mode (``mode: distill``; options ``teacher_config``, ``teacher_model``, ``gamma``,
-``temperature``):
+Distill mode (``mode: distill``; options ``gamma``, ``temperature``):
 
     L = CE(code-switch utterances) + γ · τ² · KL(p_teacher ‖ p_student) on previous-phase utterances,
 
 p = softmax(logits / τ) over the vocabulary, the KL averaged over the target tokens of the
-previous-phase utterances. The teacher is the frozen previous-phase model (e.g. phase 2's
-``config.yaml`` and ``valid.acc.ave.pth``); it must share the student's tokenizer. Stats:
+previous-phase utterances. The teacher is the frozen previous-phase model, which the task loads
+from ``--teacher_config`` / ``--teacher_model`` (csst.sh passes phase 2's ``config.yaml`` and model
+file); it must share the student's tokenizer. Stats:
 ``<prefix>_ce_cs``, ``<prefix>_kl``.
 
 Which to choose: mixture needs nothing but the data and costs nothing extra, but previous-phase
@@ -32,8 +32,7 @@ rather than one reference, at the price of a teacher forward pass on the previou
 every batch and a second model in memory.
 """
 
-import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -42,7 +41,7 @@ from csst_espnet.losses.abs_aux_loss import AbsAuxLoss, AuxLossInputs
 MODES = ("mixture", "distill")
 _MODE_OPTIONS = {
     "mixture": ("ramp_steps", "start"),
-    "distill": ("teacher_config", "teacher_model", "gamma", "temperature"),
+    "distill": ("gamma", "temperature"),
 }
 
 
@@ -54,6 +53,7 @@ class TransitionLoss(AbsAuxLoss):
     """
 
     needs_llm_outputs = True
+    uses_teacher = True
 
     def __init__(
         self,
@@ -62,8 +62,7 @@ class TransitionLoss(AbsAuxLoss):
         mode: str = "mixture",
         ramp_steps: Optional[int] = None,
         start: Optional[float] = None,
-        teacher_config: Optional[str] = None,
-        teacher_model: Optional[str] = None,
+        load_teacher: Optional[Callable[[], torch.nn.Module]] = None,
         gamma: Optional[float] = None,
         temperature: Optional[float] = None,
         cs_label: str = "cs",
@@ -72,8 +71,7 @@ class TransitionLoss(AbsAuxLoss):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"transition mode '{mode}' is not available; available: {', '.join(MODES)}")
-        given = dict(ramp_steps=ramp_steps, start=start, teacher_config=teacher_config,
-                     teacher_model=teacher_model, gamma=gamma, temperature=temperature)
+        given = dict(ramp_steps=ramp_steps, start=start, gamma=gamma, temperature=temperature)
         foreign = [k for k, v in given.items() if v is not None and k not in _MODE_OPTIONS[mode]]
         if foreign:
             raise ValueError(f"transition mode '{mode}' takes {list(_MODE_OPTIONS[mode])}, not {foreign}")
@@ -96,7 +94,9 @@ class TransitionLoss(AbsAuxLoss):
             self.temperature = 1.0 if temperature is None else temperature
             if self.gamma < 0 or self.temperature <= 0:
                 raise ValueError(f"need gamma >= 0 and temperature > 0, got {self.gamma}, {self.temperature}")
-            object.__setattr__(self, "teacher", _load_teacher(teacher_config, teacher_model))
+            if load_teacher is None:
+                raise ValueError("transition mode 'distill' needs the previous phase's model (load_teacher)")
+            object.__setattr__(self, "teacher", load_teacher())
 
     def _apply(self, fn, recurse=True):
         # .to() / .cuda() / .half() on the student reach the teacher too.
@@ -156,17 +156,3 @@ class TransitionLoss(AbsAuxLoss):
         kl = torch.nn.functional.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="sum")
         return tau**2 * kl / mask.sum().clamp(min=1)
 
-
-def _load_teacher(config_file: Optional[str], model_file: Optional[str]) -> torch.nn.Module:
-    """The frozen previous-phase model of distill mode (paths relative to the working directory)."""
-    # Imported here: the task module imports the loss registry, which imports this module.
-    from csst_espnet.tasks.csst import CSSTTask
-
-    for option, path in (("teacher_config", config_file), ("teacher_model", model_file)):
-        if path is None:
-            raise ValueError(f"transition mode 'distill' needs {option} (e.g. exp/<phase-2 exp>/...)")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"transition distill: {option} {path} does not exist (working directory {os.getcwd()})"
-            )
-    return CSSTTask.build_frozen_model(config_file, model_file)

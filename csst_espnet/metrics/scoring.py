@@ -19,23 +19,7 @@ SCRIPT_OF_LANG = {"zh": "cjk", "ja": "cjk", "en": "latin", "es": "latin", "fr": 
 
 
 class ScoringError(ValueError):
-    pass
-
-
-def read_kaldi_text(path: str) -> Dict[str, str]:
-    """``utt text`` lines; a line with only an id is an empty text. Duplicate ids are errors."""
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.strip().split(maxsplit=1)
-            utt = parts[0]
-            if utt in out:
-                raise ScoringError(f"{path}:{n}: duplicate utterance id {utt}")
-            out[utt] = parts[1].strip() if len(parts) > 1 else ""
-    return out
+    """Hypotheses, references or options that cannot be scored together."""
 
 
 def bleu_tokenizer(tgt_lang: str) -> str:

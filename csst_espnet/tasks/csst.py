@@ -1,11 +1,15 @@
 """The ESPnet task of csst-espnet: registries, data names, preprocessing and model building.
 
 Every component is chosen by config (``--encoder whisper --encoder_conf ...``) from this
-module's own ``ClassChoices``; ESPnet's registries are not touched.
+module's own ``ClassChoices``; ESPnet's registries are not touched. ``--config`` files may name
+the recipe's model definition (``model_config``, see ``csst_espnet.utils.config``).
+See docs/architecture.md.
 """
 
 import argparse
+import logging
 import os
+from functools import partial
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -39,6 +43,7 @@ from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
 from csst_espnet.train.trainer import CSSTTrainer
+from csst_espnet.utils.config import ComposedConfigParser
 
 DEFAULT_LANGUAGES = ["zh", "en", "es", "cs"]
 
@@ -101,6 +106,13 @@ class CSSTTask(AbsTask):
     trainer = CSSTTrainer
 
     @classmethod
+    def get_parser(cls) -> ComposedConfigParser:
+        parser = super().get_parser()
+        # ESPnet's parser, reading --config through load_config (model_config composition)
+        parser.__class__ = ComposedConfigParser
+        return parser
+
+    @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Task related")
         group.add_argument(
@@ -117,6 +129,19 @@ class CSSTTask(AbsTask):
             type=yaml_value,
             default=[],
             help="Auxiliary losses, e.g. '[{name: lang, weight: 0.1}, {name: balance, weight: 0.01}]'",
+        )
+        group.add_argument(
+            "--teacher_config",
+            type=str_or_none,
+            default=None,
+            help="config.yaml of the previous phase's model, the teacher of losses that need one "
+            "(transition, mode distill); csst.sh passes it",
+        )
+        group.add_argument(
+            "--teacher_model",
+            type=str_or_none,
+            default=None,
+            help="Model file of the previous phase's model (see --teacher_config)",
         )
         group.add_argument(
             "--model_conf",
@@ -200,7 +225,10 @@ class CSSTTask(AbsTask):
             args.languages,
             encoder_output_size=encoder.output_size(),
             llm_hidden_size=llm.hidden_size,
+            load_teacher=partial(cls.load_teacher, args),
         )
+        if getattr(args, "teacher_config", None) and all(getattr(h, "teacher", None) is None for h in aux_losses.values()):
+            logging.info("--teacher_config %s: no loss of this config uses a teacher; not loaded", args.teacher_config)
         return ESPnetCSSTModel(
             frontend=frontend,
             specaug=specaug,
@@ -240,6 +268,20 @@ class CSSTTask(AbsTask):
             state = torch.load(model_file, map_location="cpu", weights_only=True)
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
         return model.to(device), args
+
+    @classmethod
+    def load_teacher(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+        """The frozen previous-phase model of ``--teacher_config`` / ``--teacher_model``."""
+        for option in ("teacher_config", "teacher_model"):
+            path = getattr(args, option, None)
+            if path is None:
+                raise ValueError(
+                    f"a loss needs the previous phase's model as its teacher: give --{option} "
+                    "(csst.sh passes the previous phase's exp/<tag>/config.yaml and model file)"
+                )
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"--{option} {path} does not exist (working directory {os.getcwd()})")
+        return cls.build_frozen_model(args.teacher_config, args.teacher_model)
 
     @classmethod
     def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:

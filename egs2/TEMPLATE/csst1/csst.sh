@@ -518,7 +518,8 @@ if run_stage 11; then
 fi
 if run_stage 12; then
     train_phase 12 "Phase 3 (code-switch)" "${phase3_config}" "${phase3_exp}" \
-        "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" "${phase3_args}"
+        "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" \
+        "--teacher_config ${phase2_exp}/config.yaml --teacher_model ${phase2_exp}/${inference_model} ${phase3_args}"
     if "${cs_only_baseline}"; then
         train_phase 12 "CS-only baseline (no phases 1-2)" "${cs_only_config}" "${cs_only_exp}" \
             "${data_feats}/train_cs_only" "${data_feats}/${valid_set}" "" "${cs_only_args}"

@@ -45,7 +45,7 @@ python="${PYTHON:-python3}"
 
 log "synthesising mini_cs (preset=${preset}, seed=${seed}, nj=${nj}) into ${out}, audio in ${wav_dir}"
 start=$(date +%s)
-${python} -m csst_espnet.data.mini_cs --out "${out}" --seed "${seed}" --preset "${preset}" \
+${python} -m csst_espnet.bin.synth_corpus --out "${out}" --seed "${seed}" --preset "${preset}" \
     --nj "${nj}" --wav_dir "${wav_dir}"
 
 sets=()

@@ -1,21 +1,22 @@
-"""Synthetic Mandarin–English code-switch corpus ``mini_cs`` (machine-learning lectures).
+"""Synthetic code-switch speech-translation corpus ``mini_cs`` (machine-learning lectures).
 
-    python -m csst_espnet.data.mini_cs --out data --seed 777 --preset tiny|demo [--nj 2]
+    python -m csst_espnet.bin.synth_corpus --out data --seed 777 --preset tiny|demo [--nj 2] [--pair zh-en]
 
-Speech is synthesised offline with eSpeak NG (the ``espeakng-loader`` wheel):
-Mandarin runs with voice ``cmn+VARIANT``, English runs with ``en-us+VARIANT`` or
-``en+VARIANT``; a code-switched utterance concatenates its runs, so it really
-changes voice and language mid-utterance. Each speaker is a voice variant with
-its own pitch and speaking rate; the variants of the test speakers are never used
-in training or dev. Everything is a function of ``--seed``: same seed, same text
-files and byte-identical audio.
+Built for a language pair (:mod:`csst_espnet.synth.pairs`; ``SRC``/``TGT`` below are its
+language codes, ``zh``/``en`` for the default ``zh-en``). Speech is synthesised offline with
+eSpeak NG (the ``espeakng-loader`` wheel): for ``zh-en`` Mandarin runs with voice
+``cmn+VARIANT``, English runs with ``en-us+VARIANT`` or ``en+VARIANT``; a code-switched
+utterance concatenates its runs, so it really changes voice and language mid-utterance. Each
+speaker is a voice variant with its own pitch and speaking rate; the variants of the test
+speakers are never used in training or dev. Everything is a function of ``--seed``: same seed,
+same text files and byte-identical audio.
 
-Sets (Kaldi data dirs under ``--out``): ``train_asr_zh``, ``train_asr_en`` (ASR),
-``train_st_zh`` (Mandarin speech -> English), ``train_cs`` (code-switch -> English,
-about a tenth of the monolingual data), ``dev`` (half Mandarin ST, half CS ST),
-``test_cs``, ``test_mono`` (Mandarin ST), the test sets with a paraphrased second
-reference ``text.2``. Dev/test sentences never occur in training data nor in the
-LM text under ``--out/lm_text`` (``zh.txt``, ``en.txt``, ``zh2en.tsv``).
+Sets (Kaldi data dirs under ``--out``): ``train_asr_SRC``, ``train_asr_TGT`` (ASR),
+``train_st_SRC`` (source speech -> target text), ``train_cs`` (code-switch -> target, about a
+tenth of the monolingual data), ``dev`` (half source ST, half CS ST), ``test_cs``,
+``test_mono`` (source ST), the test sets with a paraphrased second reference ``text.2``.
+Dev/test sentences never occur in training data nor in the LM text under ``--out/lm_text``
+(``SRC.txt``, ``TGT.txt``, ``SRC2TGT.tsv``).
 
 Phone alignments come for free from eSpeak's phoneme events: every set has a
 ``phone_ali`` file, ``<utt> id id ...``, one phone id per 10 ms frame of its wav
@@ -27,75 +28,86 @@ union of the phones of all sets, so ids agree across sets (it depends on the pre
 and seed; its size is ``num_phones`` in ``mini_cs_stats.json``).
 """
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import random
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from csst_espnet.data import espeak, kaldi_dir
+from csst_espnet.data import audio, kaldi_dir
 from csst_espnet.data.kaldi_dir import DataDir, sort_key
-from csst_espnet.data.mini_cs_text import Sentence, join_segments, sentence_pool
+from csst_espnet.synth import espeak
+from csst_espnet.synth.pairs import LanguagePair, Segments, Sentence, get_pair
 
 FS = 16000
 TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3")
 TEST_VARIANTS = ("m6", "m7", "f4", "f5")  # held out: only in test_cs / test_mono
-EN_VOICES = ("en-us", "en")  # American / British English
-ZH_VOICE = "cmn"
-ZH_RATE = 205  # eSpeak words-per-minute setting; per speaker and utterance scaled
-EN_RATE = 185
-# sentence length caps that keep utterances at about 1.5-4 s
-MAX_ZH_CHARS = 14
-MAX_EN_WORDS = 9
+CS = "cs"  # utt2lang of code-switched speech
 
-SET_NAMES = ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "test_cs", "test_mono")
+# (set, utterance-id tag); {source}/{target}: the pair's language codes. Ids are unique over the corpus.
+_SETS = (("train_asr_{source}", "asr{source}"), ("train_asr_{target}", "asr{target}"),
+         ("train_st_{source}", "st{source}"), ("train_cs", "cs"), ("dev", "dev"),
+         ("test_cs", "tcs"), ("test_mono", "tmono"))
 TEST_SETS = ("test_cs", "test_mono")
 
 PRESETS: Dict[str, Dict[str, int]] = {
     # a few utterances per set, for tests and CI (seconds to make)
-    "tiny": dict(train_asr_zh=6, train_asr_en=6, train_st_zh=6, train_cs=3, dev=4,
-                 test_cs=3, test_mono=3, lm_extra=30, train_speakers=4, test_speakers=2),
+    "tiny": {"train_asr_{source}": 6, "train_asr_{target}": 6, "train_st_{source}": 6, "train_cs": 3,
+             "dev": 4, "test_cs": 3, "test_mono": 3, "lm_extra": 30, "train_speakers": 4,
+             "test_speakers": 2},
     # sized for the whole recipe on 2 CPU cores in about ten minutes
-    "demo": dict(train_asr_zh=600, train_asr_en=600, train_st_zh=600, train_cs=180, dev=120,
-                 test_cs=150, test_mono=150, lm_extra=1500, train_speakers=16, test_speakers=8),
+    "demo": {"train_asr_{source}": 600, "train_asr_{target}": 600, "train_st_{source}": 600,
+             "train_cs": 180, "dev": 120, "test_cs": 150, "test_mono": 150, "lm_extra": 1500,
+             "train_speakers": 16, "test_speakers": 8},
 }
-# utterance-id tags per set (ids are unique over the whole corpus)
-TAGS = {"train_asr_zh": "asrzh", "train_asr_en": "asren", "train_st_zh": "stzh", "train_cs": "cs",
-        "dev": "dev", "test_cs": "tcs", "test_mono": "tmono"}
+
+
+def _fill(template: str, pair: LanguagePair) -> str:
+    return template.format(source=pair.source.code, target=pair.target.code)
+
+
+def set_names(pair: LanguagePair) -> List[str]:
+    """The sets, in the order they are made (zh-en: train_asr_zh, train_asr_en, train_st_zh, ...)."""
+    return [_fill(name, pair) for name, _ in _SETS]
+
+
+def preset_sizes(preset: str, pair: LanguagePair) -> Dict[str, int]:
+    """The preset's sizes: utterances per set (by set name), ``lm_extra``, speaker counts."""
+    return {_fill(k, pair): v for k, v in PRESETS[preset].items()}
 
 
 @dataclass(frozen=True)
 class Speaker:
     spk: str
-    variant: str
-    en_voice: str
+    variant: str  # eSpeak voice variant, the same in every language
+    voices: Tuple[Tuple[str, str], ...]  # (language code, eSpeak voice without variant)
     pitch: int  # eSpeak pitch 0..100
     rate_scale: float
 
-    @property
-    def zh_voice(self) -> str:
-        return f"{ZH_VOICE}+{self.variant}"
+    def voice(self, lang: str) -> str:
+        return f"{dict(self.voices)[lang]}+{self.variant}"
 
-    @property
-    def en_full_voice(self) -> str:
-        return f"{self.en_voice}+{self.variant}"
+    def record(self, pair: LanguagePair) -> Dict:
+        """As ``mini_cs_stats.json`` lists it: the voice only of the languages that offer a choice."""
+        chosen = {f"{lang}_voice": v for lang, v in self.voices if len(pair.language(lang).voices) > 1}
+        return {"spk": self.spk, "variant": self.variant, **chosen, "pitch": self.pitch,
+                "rate_scale": self.rate_scale}
 
 
-def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str]) -> List[Speaker]:
+def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], pair: LanguagePair) -> List[Speaker]:
     out = []
     for i in range(n):
         rng = random.Random(f"spk:{seed}:{prefix}:{i}")
         out.append(Speaker(
             spk=f"{prefix}{i + 1:02d}",
             variant=variants[i % len(variants)],
-            en_voice=EN_VOICES[(i + i // len(variants)) % len(EN_VOICES)],
+            voices=tuple((lang.code, lang.voices[(i + i // len(variants)) % len(lang.voices)])
+                         for lang in (pair.source, pair.target)),
             pitch=rng.randint(30, 70),
             rate_scale=round(rng.uniform(0.9, 1.12), 3),
         ))
@@ -107,9 +119,9 @@ class Utt:
     utt: str
     spk: Speaker
     set: str
-    lang: str  # zh, en, cs (of the speech)
+    lang: str  # source, target or CS code (of the speech)
     task: str  # asr, st
-    segments: List[Tuple[str, str]]  # [(text, 'zh'|'en')] as spoken
+    segments: Segments  # as spoken
     text: str
     src_text: str
     text2: Optional[str]
@@ -121,11 +133,8 @@ class Utt:
 class SynthJob:
     utt: str
     path: str
-    segments: List[Tuple[str, str]]
-    zh_voice: str
-    en_voice: str
-    zh_rate: int
-    en_rate: int
+    segments: Segments
+    voices: Dict[str, Tuple[str, int]]  # language code -> (eSpeak voice, rate)
     pitch: int
     seed: int
 
@@ -172,7 +181,7 @@ def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, s
     phones: espeak.Phones = []  # over the concatenated runs, at the engine's rate
     pos = 0
     for k, (text, lang) in enumerate(job.segments):
-        voice, rate = (job.zh_voice, job.zh_rate) if lang == "zh" else (job.en_voice, job.en_rate)
+        voice, rate = job.voices[lang]
         x, run_phones = engine.synth_phones(text, voice, rate=rate, pitch=job.pitch, seed=job.seed + k)
         a, b = _trim_bounds(x, sr)
         if b == a:
@@ -190,7 +199,8 @@ def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, s
     lead = np.zeros(int(rng.uniform(0.08, 0.2) * sr), dtype=np.int16)
     tail = np.zeros(int(rng.uniform(0.08, 0.2) * sr), dtype=np.int16)
     phones = [(0, espeak.SILENCE)] + [(s + len(lead), p) for s, p in phones] + [(len(lead) + pos, espeak.SILENCE)]
-    y = espeak.resample_to(np.concatenate([lead] + pieces + [tail]), sr, FS)
+    pcm16 = np.concatenate([lead] + pieces + [tail])  # int16 at the engine's rate
+    y = audio.resample(pcm16.astype(np.float32) / 32768.0, sr, FS)
     y = y * float(rng.uniform(0.6, 0.9)) / max(1e-3, float(np.abs(y).max()))
     y = y + rng.normal(0.0, 2.0 / 32768, size=len(y)).astype(np.float32)  # faint dither
     pcm = np.clip(np.round(y * 32768), -32768, 32767).astype(np.int16)
@@ -200,9 +210,17 @@ def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, s
 
 
 # ---------------------------------------------------------------- corpus plan
-def plan_corpus(seed: int, sizes: Dict[str, int]) -> Tuple[Dict[str, List[Utt]], Dict[str, List[Tuple[str, str]]], Dict]:
-    """Decide every utterance (text, speaker, voice) and the LM text, without audio."""
-    pool = sentence_pool(seed, MAX_ZH_CHARS, MAX_EN_WORDS)
+def plan_corpus(
+    pair: LanguagePair, seed: int, sizes: Dict[str, int]
+) -> Tuple[Dict[str, List[Utt]], Dict[str, List], Dict]:
+    """Decide every utterance (text, speaker, voice) and the LM text, without audio.
+
+    Returns (utterances of each set, LM text keyed ``SRC``/``TGT``/``SRC2TGT``, facts for the stats).
+    """
+    src, tgt = pair.source.code, pair.target.code
+    asr_src, asr_tgt, st_src = set_names(pair)[:3]
+    tags = dict(zip(set_names(pair), (_fill(tag, pair) for _, tag in _SETS)))
+    pool = pair.sentences(seed)
     switchable = [s for s in pool if s.can_switch]
     held: Dict[str, List[Sentence]] = {}
     used_keys = set()
@@ -229,81 +247,81 @@ def plan_corpus(seed: int, sizes: Dict[str, int]) -> Tuple[Dict[str, List[Utt]],
     train_switchable = [s for s in train_pool if s.can_switch]
     assert switchable
 
-    train_spk = make_speakers(seed, sizes["train_speakers"], "tr", TRAIN_VARIANTS)
-    test_spk = make_speakers(seed, sizes["test_speakers"], "te", TEST_VARIANTS)
+    train_spk = make_speakers(seed, sizes["train_speakers"], "tr", TRAIN_VARIANTS, pair)
+    test_spk = make_speakers(seed, sizes["test_speakers"], "te", TEST_VARIANTS, pair)
 
     sets: Dict[str, List[Utt]] = {}
     used_train: set = set()
 
     def draw(name: str, n: int, need_switch: bool) -> List[Sentence]:
-        src = train_switchable if need_switch else train_pool
-        if n > len(src):
-            raise ValueError(f"{name}: {n} utterances asked, the grammar has {len(src)} training sentences")
+        candidates = train_switchable if need_switch else train_pool
+        if n > len(candidates):
+            raise ValueError(f"{name}: {n} utterances asked, the grammar has {len(candidates)} training sentences")
         rng = random.Random(f"draw:{seed}:{name}")
-        chosen = rng.sample(src, n)
+        chosen = rng.sample(candidates, n)
         used_train.update(s.key for s in chosen)
         return chosen
 
     def build(name: str, sents: Sequence[Tuple[Sentence, str, str]], speakers: List[Speaker]) -> List[Utt]:
-        """sents: (sentence, speech kind zh|en|cs, task)."""
+        """sents: (sentence, speech kind: source code, target code or CS, task)."""
         utts = []
         for i, (s, kind, task) in enumerate(sents):
             rng = random.Random(f"utt:{seed}:{name}:{i}")
             spk = speakers[rng.randrange(len(speakers))]
-            if kind == "zh":
-                segs = [(s.zh, "zh")]
-                src = s.zh
-            elif kind == "en":
-                segs = [(s.en, "en")]
-                src = s.en
+            if kind == src:
+                segs = [(s.source, src)]
+                text_src = s.source
+            elif kind == tgt:
+                segs = [(s.target, tgt)]
+                text_src = s.target
             else:
                 segs = s.cs_segments(rng)
-                src = join_segments(segs)
-            text = src if task == "asr" else s.en
+                text_src = pair.join_segments(segs)
+            text = text_src if task == "asr" else s.target
             utts.append(Utt(
-                utt=f"{spk.spk}-{TAGS[name]}{i:05d}", spk=spk, set=name, lang=kind, task=task,
-                segments=segs, text=text, src_text=src,
-                text2=(s.en_alt if name in TEST_SETS else None),
+                utt=f"{spk.spk}-{tags[name]}{i:05d}", spk=spk, set=name, lang=kind, task=task,
+                segments=segs, text=text, src_text=text_src,
+                text2=(s.target_alt if name in TEST_SETS else None),
                 seed=_int_seed(seed, name, i), key=s.key,
             ))
         return utts
 
-    sets["train_asr_zh"] = build("train_asr_zh", [(s, "zh", "asr") for s in draw("train_asr_zh", sizes["train_asr_zh"], False)], train_spk)
-    sets["train_asr_en"] = build("train_asr_en", [(s, "en", "asr") for s in draw("train_asr_en", sizes["train_asr_en"], False)], train_spk)
-    sets["train_st_zh"] = build("train_st_zh", [(s, "zh", "st") for s in draw("train_st_zh", sizes["train_st_zh"], False)], train_spk)
-    sets["train_cs"] = build("train_cs", [(s, "cs", "st") for s in draw("train_cs", sizes["train_cs"], True)], train_spk)
-    dev = [(s, "zh", "st") for s in held["dev_mono"]] + [(s, "cs", "st") for s in held["dev_cs"]]
+    sets[asr_src] = build(asr_src, [(s, src, "asr") for s in draw(asr_src, sizes[asr_src], False)], train_spk)
+    sets[asr_tgt] = build(asr_tgt, [(s, tgt, "asr") for s in draw(asr_tgt, sizes[asr_tgt], False)], train_spk)
+    sets[st_src] = build(st_src, [(s, src, "st") for s in draw(st_src, sizes[st_src], False)], train_spk)
+    sets["train_cs"] = build("train_cs", [(s, CS, "st") for s in draw("train_cs", sizes["train_cs"], True)], train_spk)
+    dev = [(s, src, "st") for s in held["dev_mono"]] + [(s, CS, "st") for s in held["dev_cs"]]
     random.Random(f"dev:{seed}").shuffle(dev)
     sets["dev"] = build("dev", dev, train_spk)
-    sets["test_cs"] = build("test_cs", [(s, "cs", "st") for s in held["test_cs"]], test_spk)
-    sets["test_mono"] = build("test_mono", [(s, "zh", "st") for s in held["test_mono"]], test_spk)
+    sets["test_cs"] = build("test_cs", [(s, CS, "st") for s in held["test_cs"]], test_spk)
+    sets["test_mono"] = build("test_mono", [(s, src, "st") for s in held["test_mono"]], test_spk)
 
     # ---- LM text: training sentences plus extra ones, never a dev/test sentence
-    zh_lines: List[str] = []
-    en_lines: List[str] = []
+    src_lines: List[str] = []
+    tgt_lines: List[str] = []
     pairs: List[Tuple[str, str]] = []
-    for u in sets["train_asr_zh"] + sets["train_st_zh"]:
-        zh_lines.append(u.src_text)
-    for u in sets["train_asr_en"]:
-        en_lines.append(u.src_text)
-    for u in sets["train_st_zh"] + sets["train_cs"]:
-        en_lines.append(u.text)
+    for u in sets[asr_src] + sets[st_src]:
+        src_lines.append(u.src_text)
+    for u in sets[asr_tgt]:
+        tgt_lines.append(u.src_text)
+    for u in sets[st_src] + sets["train_cs"]:
+        tgt_lines.append(u.text)
         pairs.append((u.src_text, u.text))
     extra = [s for s in train_pool if s.key not in used_train][: sizes["lm_extra"]]
     rng = random.Random(f"lm:{seed}")
     for s in extra:
-        zh_lines.append(s.zh)
-        en_lines.append(s.en)
-        pairs.append((s.zh, s.en))
+        src_lines.append(s.source)
+        tgt_lines.append(s.target)
+        pairs.append((s.source, s.target))
         if s.can_switch and rng.random() < 0.5:
-            pairs.append((join_segments(s.cs_segments(rng)), s.en))
-    lm = {"zh": _dedup(zh_lines), "en": _dedup(en_lines), "zh2en": _dedup(pairs)}
+            pairs.append((pair.join_segments(s.cs_segments(rng)), s.target))
+    lm = {src: _dedup(src_lines), tgt: _dedup(tgt_lines), f"{src}2{tgt}": _dedup(pairs)}
     info = {
         "sentences_in_grammar": len(pool),
         "held_out_sentences": len(used_keys),
         "lm_extra_sentences": len(extra),
-        "train_speakers": [asdict(s) for s in train_spk],
-        "test_speakers": [asdict(s) for s in test_spk],
+        "train_speakers": [s.record(pair) for s in train_spk],
+        "test_speakers": [s.record(pair) for s in test_spk],
     }
     return sets, lm, info
 
@@ -318,16 +336,15 @@ def _dedup(items):
     return out
 
 
-def synth_jobs(utts: Sequence[Utt], wav_dir: str) -> List[SynthJob]:
+def synth_jobs(utts: Sequence[Utt], wav_dir: str, pair: LanguagePair) -> List[SynthJob]:
     jobs = []
     for u in utts:
         rng = random.Random(f"rate:{u.seed}")
         jitter = rng.uniform(0.94, 1.06)
         jobs.append(SynthJob(
             utt=u.utt, path=os.path.join(wav_dir, u.set, f"{u.utt}.wav"), segments=u.segments,
-            zh_voice=u.spk.zh_voice, en_voice=u.spk.en_full_voice,
-            zh_rate=int(round(ZH_RATE * u.spk.rate_scale * jitter)),
-            en_rate=int(round(EN_RATE * u.spk.rate_scale * jitter)),
+            voices={lang.code: (u.spk.voice(lang.code), int(round(lang.rate * u.spk.rate_scale * jitter)))
+                    for lang in (pair.source, pair.target)},
             pitch=max(0, min(100, u.spk.pitch + rng.randint(-4, 4))), seed=u.seed,
         ))
     return jobs
@@ -339,8 +356,14 @@ def phone_inventory(labels: Dict[str, List[str]]) -> Dict[str, int]:
     return {p: i for i, p in enumerate([espeak.SILENCE] + phones)}
 
 
+def _voice_desc(u: Utt, j: SynthJob, pair: LanguagePair) -> str:
+    """utt2voice: ``VOICE[,VOICE] rate=R pitch=P``, the source voice first in code-switched speech."""
+    langs = [pair.source.code, pair.target.code] if u.lang == CS else [u.lang]
+    return ",".join(j.voices[lang][0] for lang in langs) + f" rate={j.voices[langs[0]][1]} pitch={j.pitch}"
+
+
 def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamples: Dict[str, int],
-              labels: Dict[str, List[str]], phone_ids: Dict[str, int]) -> None:
+              labels: Dict[str, List[str]], phone_ids: Dict[str, int], pair: LanguagePair) -> None:
     d = DataDir()
     d.utt["wav.scp"] = {j.utt: j.path for j in jobs}
     d.utt["utt2spk"] = {u.utt: u.spk.spk for u in utts}
@@ -351,29 +374,25 @@ def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamp
     d.utt["utt2dur"] = {u.utt: f"{nsamples[u.utt] / FS:.4f}" for u in utts}
     d.utt["utt2num_samples"] = {u.utt: str(nsamples[u.utt]) for u in utts}
     d.utt[kaldi_dir.PHONE_ALI] = {u.utt: " ".join(str(phone_ids[p]) for p in labels[u.utt]) for u in utts}
-    d.utt["utt2voice"] = {
-        u.utt: f"{j.zh_voice if u.lang != 'en' else j.en_voice}"
-               + (f",{j.en_voice}" if u.lang == "cs" else "")
-               + f" rate={j.zh_rate if u.lang != 'en' else j.en_rate} pitch={j.pitch}"
-        for u, j in zip(utts, jobs)
-    }
+    d.utt["utt2voice"] = {u.utt: _voice_desc(u, j, pair) for u, j in zip(utts, jobs)}
     if any(u.text2 is not None for u in utts):
         d.utt["text.2"] = {u.utt: u.text2 for u in utts}
     d.write(out_dir)
 
 
-def write_lm_text(out_dir: str, lm: Dict) -> None:
+def write_lm_text(out_dir: str, lm: Dict, pair: LanguagePair) -> None:
+    src, tgt = pair.source.code, pair.target.code
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "zh.txt"), "w", encoding="utf-8") as f:
-        f.writelines(x + "\n" for x in lm["zh"])
-    with open(os.path.join(out_dir, "en.txt"), "w", encoding="utf-8") as f:
-        f.writelines(x + "\n" for x in lm["en"])
-    with open(os.path.join(out_dir, "zh2en.tsv"), "w", encoding="utf-8") as f:
-        f.writelines(f"{a}\t{b}\n" for a, b in lm["zh2en"])
+    for lang in (src, tgt):
+        with open(os.path.join(out_dir, f"{lang}.txt"), "w", encoding="utf-8") as f:
+            f.writelines(x + "\n" for x in lm[lang])
+    with open(os.path.join(out_dir, f"{src}2{tgt}.tsv"), "w", encoding="utf-8") as f:
+        f.writelines(f"{a}\t{b}\n" for a, b in lm[f"{src}2{tgt}"])
 
 
 def generate(
     out: str,
+    pair: str = "zh-en",
     seed: int = 777,
     preset: str = "tiny",
     wav_dir: Optional[str] = None,
@@ -381,21 +400,23 @@ def generate(
     sizes: Optional[Dict[str, int]] = None,
     progress: bool = True,
 ) -> Dict:
-    """Make the corpus; returns the statistics also written to ``out/local/mini_cs_stats.json``."""
+    """Make the corpus of language pair ``pair``; returns the statistics also written to
+    ``out/local/mini_cs_stats.json``. ``sizes`` overrides entries of :func:`preset_sizes`."""
     from tqdm import tqdm
 
-    cfg = dict(PRESETS[preset])
+    lp = get_pair(pair)
+    cfg = preset_sizes(preset, lp)
     cfg.update({k: v for k, v in (sizes or {}).items() if v is not None})
     out = os.path.abspath(out)
     wav_dir = os.path.abspath(wav_dir or os.path.join(os.path.dirname(out), "db", "mini_cs", "wav"))
     if not espeak.is_available():
         raise espeak.ESpeakError("eSpeak NG is not available: pip install espeakng-loader")
 
-    sets, lm, info = plan_corpus(seed, cfg)
+    sets, lm, info = plan_corpus(lp, seed, cfg)
     all_jobs: List[SynthJob] = []
     jobs_of: Dict[str, List[SynthJob]] = {}
-    for name in SET_NAMES:
-        jobs_of[name] = synth_jobs(sets[name], wav_dir)
+    for name in set_names(lp):
+        jobs_of[name] = synth_jobs(sets[name], wav_dir, lp)
         all_jobs.extend(jobs_of[name])
         sd = os.path.join(wav_dir, name)
         if os.path.isdir(sd):  # no stale audio from an earlier, larger run
@@ -424,17 +445,18 @@ def generate(
     stats: Dict = {"preset": preset, "seed": seed, "sizes": cfg, "wav_dir": wav_dir, "nj": nj,
                    "synthesis_seconds": round(synth_s, 1), "sets": {}}
     phone_ids = phone_inventory(labels)
-    for name in SET_NAMES:
-        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples, labels, phone_ids)
+    kinds = (lp.source.code, lp.target.code, CS)
+    for name in set_names(lp):
+        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples, labels, phone_ids, lp)
         durs = [nsamples[u.utt] / FS for u in sets[name]]
         stats["sets"][name] = {
             "utterances": len(durs), "hours": round(sum(durs) / 3600, 4),
             "min_dur": round(min(durs), 2), "mean_dur": round(sum(durs) / len(durs), 2),
             "max_dur": round(max(durs), 2),
-            "languages": {k: sum(1 for u in sets[name] if u.lang == k) for k in ("zh", "en", "cs") if any(u.lang == k for u in sets[name])},
+            "languages": {k: n for k in kinds if (n := sum(1 for u in sets[name] if u.lang == k))},
         }
-    write_lm_text(os.path.join(out, "lm_text"), lm)
-    stats["lm_text"] = {"zh": len(lm["zh"]), "en": len(lm["en"]), "zh2en": len(lm["zh2en"])}
+    write_lm_text(os.path.join(out, "lm_text"), lm, lp)
+    stats["lm_text"] = {k: len(v) for k, v in lm.items()}
     stats["total_utterances"] = len(all_jobs)
     stats["total_hours"] = round(sum(nsamples.values()) / FS / 3600, 4)
     stats["audio_md5"] = hashlib.md5("".join(f"{k}{md5[k]}" for k in sorted(md5, key=sort_key)).encode()).hexdigest()
@@ -449,43 +471,14 @@ def generate(
     return stats
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m csst_espnet.data.mini_cs",
-        description="Synthesise the mini_cs Mandarin-English code-switch corpus with eSpeak NG.",
-    )
-
-    def opt(name, **kw):
-        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        p.add_argument(*names, dest=name, **kw)
-
-    opt("out", default="data", help="where the data directories go")
-    opt("seed", type=int, default=777, help="everything (text, speakers, audio) follows from it")
-    opt("preset", choices=sorted(PRESETS), default="tiny", help="corpus size")
-    opt("wav_dir", default=None, help="where the audio goes (default: OUT/../db/mini_cs/wav)")
-    opt("nj", type=int, default=2, help="synthesis processes")
-    for k in PRESETS["tiny"]:
-        opt(f"n_{k}", type=int, default=None, help=f"override the preset's {k}")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = get_parser().parse_args(argv)
-    sizes = {k: getattr(args, f"n_{k}") for k in PRESETS["tiny"]}
-    stats = generate(args.out, seed=args.seed, preset=args.preset, wav_dir=args.wav_dir,
-                     nj=args.nj, sizes=sizes)
+def log_summary(stats: Dict, out: str) -> None:
+    """Log what :func:`generate` made (``out``: its output directory)."""
     for name, s in stats["sets"].items():
         logging.info("%-13s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
                      s["hours"], s["min_dur"], s["mean_dur"], s["max_dur"], s["languages"])
     logging.info("lm_text: %s", stats["lm_text"])
     logging.info("phone_ali: %d phones (sil = 0) in %s", stats["num_phones"],
-                 os.path.join(args.out, "local", "phones.txt"))
+                 os.path.join(out, "local", "phones.txt"))
     logging.info("total %d utterances, %.3f h, synthesis %.1f s with %d jobs (audio md5 %s)",
                  stats["total_utterances"], stats["total_hours"], stats["synthesis_seconds"],
                  stats["nj"], stats["audio_md5"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

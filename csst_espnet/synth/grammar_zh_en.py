@@ -1,21 +1,23 @@
-"""Bilingual sentence generator for the synthetic ``mini_cs`` corpus.
+"""The Mandarin-English sentence grammar of the synthetic ``mini_cs`` corpus (pair ``zh-en``).
 
 Sentences of a machine-learning lecture, built from templates and a small
-Mandarin–English lexicon of technical terms. Every sentence comes with
+Mandarin–English lexicon of technical terms. Every sentence (a
+:class:`csst_espnet.synth.pairs.Sentence`) comes with
 
-- ``zh``: the Mandarin transcript (natural written form: no spaces between Chinese
+- ``source``: the Mandarin transcript (natural written form: no spaces between Chinese
   characters),
-- ``en``: its exact English translation (lower case, no punctuation; it is also
+- ``target``: its exact English translation (lower case, no punctuation; it is also
   the transcript of the English rendition of the sentence),
-- ``en_alt``: a second, paraphrased English translation (test-set ``text.2``),
-- ``cs(rng)``: a code-switched rendition: the Mandarin sentence with some
+- ``target_alt``: a second, paraphrased English translation (test-set ``text.2``),
+- ``cs_segments(rng)``: a code-switched rendition: the Mandarin sentence with some
   technical terms said in English, e.g. ``我们用 gradient descent 来训练这个 model``.
-  Its translation is ``en``. English words are separated from Chinese characters
+  Its translation is ``target``. English words are separated from Chinese characters
   by single spaces.
 
 A sentence is identified by its template and slot fills; translations are exact
 by construction (the templates are written in both languages, the lexicon is a
-one-to-one term list).
+one-to-one term list). :data:`PAIR` adds the voices: Mandarin with ``cmn``, English
+with ``en-us`` or ``en`` (American / British).
 """
 
 import itertools
@@ -23,6 +25,8 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from csst_espnet.synth.pairs import Language, LanguagePair
 
 # ------------------------------------------------------------------ lexicon
 # slot class -> [(Mandarin, English)]; English in the form used after "the"/"this".
@@ -185,17 +189,17 @@ class Sentence:
         return {s: LEXICON[s[0]][i] for s, i in self.fills}
 
     @property
-    def zh(self) -> str:
+    def source(self) -> str:
         terms = self._terms()
         return _SLOT.sub(lambda m: terms[m.group(1) + m.group(2)][0], TEMPLATES[self.template][0])
 
     @property
-    def en(self) -> str:
+    def target(self) -> str:
         terms = self._terms()
         return _SLOT.sub(lambda m: terms[m.group(1) + m.group(2)][1], TEMPLATES[self.template][1])
 
     @property
-    def en_alt(self) -> str:
+    def target_alt(self) -> str:
         terms = self._terms()
         return _SLOT.sub(lambda m: terms[m.group(1) + m.group(2)][1], TEMPLATES[self.template][2])
 
@@ -275,7 +279,7 @@ def sentence_pool(
     seen_zh, seen_en = set(), set()
     pool = []
     for s in all_sentences():
-        zh, en = s.zh, s.en
+        zh, en = s.source, s.target
         if zh in seen_zh or en in seen_en:
             continue
         if max_zh_chars is not None and len(zh) > max_zh_chars:
@@ -288,3 +292,22 @@ def sentence_pool(
     rng = random.Random(f"pool:{seed}")
     rng.shuffle(pool)
     return pool
+
+
+# sentence length caps that keep utterances at about 1.5-4 s
+MAX_ZH_CHARS = 14
+MAX_EN_WORDS = 9
+
+
+def corpus_sentences(seed: int) -> List[Sentence]:
+    """The sentence pool of the corpus: :func:`sentence_pool` with the length caps."""
+    return sentence_pool(seed, MAX_ZH_CHARS, MAX_EN_WORDS)
+
+
+PAIR = LanguagePair(
+    name="zh-en",
+    source=Language("zh", voices=("cmn",), rate=205),
+    target=Language("en", voices=("en-us", "en"), rate=185),
+    sentences=corpus_sentences,
+    join_segments=join_segments,
+)

@@ -308,21 +308,6 @@ def text_to_phonemes(texts: Iterable[str], voice: str) -> List[str]:
     return next(run_isolated(_phoneme_job, [(list(texts), voice)]))
 
 
-def resample_to(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Polyphase resampling of int16 or float samples; returns float32 in [-1, 1]."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    x = samples.astype(np.float32)
-    if samples.dtype == np.int16:
-        x /= 32768.0
-    if sr_in == sr_out or len(x) == 0:
-        return x
-    g = gcd(sr_in, sr_out)
-    return resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
-
-
 def is_available() -> bool:
     try:
         lib, data = library_paths()

@@ -1,0 +1,1 @@
+"""Analyses of trained models run over data (routing report); see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""Benchmarks of model components against peer implementations (docs/benchmarks.md)."""

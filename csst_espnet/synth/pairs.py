@@ -1,0 +1,78 @@
+"""Language pairs of a synthetic corpus: what the builder needs from one, and the registry.
+
+A pair ``"<source>-<target>"`` (``"zh-en"``) says: speech in the *source* language is translated
+into the *target* language, and code-switched speech is source-language speech with some terms
+said in the target language. The builder (:mod:`csst_espnet.synth.corpus`) knows nothing else
+about the languages: their codes, eSpeak voices and speaking rates come from :class:`Language`,
+the sentences from the pair's grammar through :class:`Sentence` and :class:`LanguagePair`.
+
+To add a pair: write a module with a sentence grammar that defines ``PAIR`` (a
+:class:`LanguagePair`), and add it to :data:`PAIRS`.
+"""
+
+import importlib
+import random
+from dataclasses import dataclass
+from typing import Callable, List, Protocol, Sequence, Tuple
+
+# language runs of an utterance as spoken: [(text, language code)], consecutive runs differ in language
+Segments = List[Tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # utt2lang value, phone prefix (``zh:ong``), part of set and LM-text names
+    voices: Tuple[str, ...]  # eSpeak voices without variant; speaker i gets one (see corpus.make_speakers)
+    rate: int  # eSpeak words-per-minute setting, scaled per speaker and utterance
+
+
+class Sentence(Protocol):
+    """One sentence of a grammar, with exact translations by construction."""
+
+    @property
+    def key(self) -> str:
+        """Unique over the grammar (held-out sentences are tracked by it)."""
+
+    @property
+    def source(self) -> str:
+        """Source-language transcript (written form)."""
+
+    @property
+    def target(self) -> str:
+        """Its target-language translation; also the transcript of its target-language rendition."""
+
+    @property
+    def target_alt(self) -> str:
+        """A paraphrased second translation (the test sets' ``text.2``)."""
+
+    @property
+    def can_switch(self) -> bool:
+        """Whether :meth:`cs_segments` can be called."""
+
+    def cs_segments(self, rng: random.Random) -> Segments:
+        """A code-switched rendition drawn with ``rng``, with runs of both languages."""
+
+
+@dataclass(frozen=True)
+class LanguagePair:
+    name: str  # "zh-en"
+    source: Language
+    target: Language
+    # every usable sentence (length-capped for utterances of a few seconds), shuffled by the seed
+    sentences: Callable[[int], List[Sentence]]
+    # written form of language runs
+    join_segments: Callable[[Sequence[Tuple[str, str]]], str]
+
+    def language(self, code: str) -> Language:
+        return {self.source.code: self.source, self.target.code: self.target}[code]
+
+
+# pair -> module defining PAIR (imported on first use)
+PAIRS = {"zh-en": "csst_espnet.synth.grammar_zh_en"}
+
+
+def get_pair(name: str) -> LanguagePair:
+    """The registered pair ``name``; ValueError listing the available pairs for another name."""
+    if name not in PAIRS:
+        raise ValueError(f"unknown language pair {name!r}; available: {', '.join(sorted(PAIRS))}")
+    return importlib.import_module(PAIRS[name]).PAIR
