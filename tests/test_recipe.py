@@ -109,8 +109,12 @@ def test_each_phase_has_its_model(recipe):
                 assert "loss_frame_phone" in first and "acc" not in first and "acc" in second
         else:
             assert losses == ["transition", "lang", "balance", "frame_phone", "src_ctc"]
-            assert config["model_conf"]["ce_weight"] == 1  # CE + transition (DESIGN §3)
+            assert config["model_conf"]["ce_weight"] == 1  # CE + transition (phase 3)
             assert config["aux_losses"][0]["conf"]["mode"] == "distill"
+            # the teacher is where stage 11 wrote, passed by csst.sh, not named in the config
+            assert (config["teacher_config"], config["teacher_model"]) == (
+                f"exp/{PHASES[1]}/config.yaml", f"exp/{PHASES[1]}/valid.acc.ave.pth")
+        assert "model_config" not in config  # the composed config is complete
         init = config["init_param"]
         assert init == ([] if i == 1 else [f"exp/{PHASES[i - 2]}/valid.acc.ave.pth"])
         assert config["train_data_path_and_name_and_type"][0][0] == f"dump/raw/train_phase{i}/wav.scp"

@@ -1,4 +1,4 @@
-"""Routing losses of the MoE speech projector (DESIGN.md section 2), each an auxiliary-loss hook.
+"""Routing losses of the MoE speech projector (docs/architecture.md §2), each an auxiliary-loss hook.
 
 Every hook is built as ``Cls(projector=<the projector>, languages=<task languages>, **conf)`` and reads
 the projector's aux dict (see ``MoESpeechProjector``): ``router_logits (L, N, E)``,

@@ -1,8 +1,8 @@
 """Transition loss: the move from previous-phase data (monolingual ST) to code-switch ST.
 
 Utterances of both kinds are in one training set, told apart by their language label
-(``cs`` = code-switch). Two modes (DESIGN §2), each used either instead of the plain CE
-(``model_conf.ce_weight: 0``) or on top of it (``ce_weight: 1``, DESIGN §3's "CE + transition": the
+(``cs`` = code-switch). Two modes (docs/architecture.md §2), each used either instead of the plain CE
+(``model_conf.ce_weight: 0``) or on top of it (``ce_weight: 1``, "CE + transition" of phase 3: the
 previous-phase utterances then also learn from their references, not only from the teacher; mini_cs
 uses this). CE(cs) is the mean per-utterance CE of the batch's code-switch utterances, and a kind
 absent from a batch contributes nothing.
