@@ -54,4 +54,5 @@ DATA
 chmod +x "${dir}/local/data.sh"
 
 cp "${template}/../../mini_cs/st1/conf/decode.yaml" "${dir}/conf/decode.yaml" 2>/dev/null || true
-echo "$0: created ${dir}: write local/data.sh and conf/train_phase{1,2,3}.yaml (see egs2/mini_cs/st1)"
+echo "$0: created ${dir}: write local/data.sh, conf/model.yaml (the model, once) and conf/train_phase{1,2,3}.yaml"
+echo "$0: (each phase YAML starts with 'model_config: model.yaml'; see egs2/mini_cs/st1/conf and docs/architecture.md §3)"
