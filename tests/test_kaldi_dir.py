@@ -271,6 +271,36 @@ def test_phone_ali_is_validated_per_utterance(tmp_path, capsys):
     capsys.readouterr()
 
 
+
+def test_lang_ali_is_validated_per_utterance(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    ids = kd.DataDir.read(d).utt_ids()
+    path = os.path.join(d, "lang_ali")
+    kd.write_table(path, {u: " ".join(["-"] * 20 + ["zh"] * 40 + ["en"] * 38 + ["-"] * 2) for u in ids})
+    assert kd.validate(d, progress=False).ok  # codes of the languages (not cs) and '-'
+    set_line(path, "spkA-u1", "spkA-u1 " + " ".join(["zh"] * 103))  # 3 frames more than 1 s of audio
+    set_line(path, "spkA-u2", "spkA-u2 " + " ".join(["zh"] * 50 + ["cs"] * 50))  # cs is no frame language
+    set_line(path, "spkA-u3", "spkA-u3 " + " ".join(["zh"] * 99 + ["fr"]))
+    set_line(path, "spkB-u1", "spkB-u1")
+    res = kd.validate(d, languages=["zh", "en", "cs"], progress=False)
+    report = res.report()
+    assert path + ":1: utt spkA-u1: alignment_length: 103 frames" in report
+    assert path + ":2: utt spkA-u2: bad_alignment: frame 50: 'cs' is not a language code of zh,en or '-'" in report
+    assert path + ":3: utt spkA-u3: bad_alignment: frame 99: 'fr' is not a language code of zh,en" in report
+    assert kinds_for(res, "spkB-u1") == {"empty_alignment"}
+    assert set(res.bad_utts()) == {"spkA-u1", "spkA-u2", "spkA-u3", "spkB-u1"}
+    # without a language list any code is accepted (fix), frame counts still count
+    res = kd.validate(d, languages=None, progress=False)
+    assert set(res.bad_utts()) == {"spkA-u1", "spkB-u1"}
+    with open(path) as f:
+        rows = f.read().splitlines()
+    with open(path, "w") as f:  # spkB-u2 loses its entry
+        f.write("\n".join(rows[:-1]) + "\n")
+    assert kinds_for(kd.validate(d, progress=False), "spkB-u2") == {"missing_id"}
+    assert kd.is_utt_file("lang_ali", has_segments=True)  # carried with its utterances (subset, combine...)
+    capsys.readouterr()
+
+
 def test_phone_ali_follows_subset_split_combine_and_fix(tmp_path):
     a = make_dir(tmp_path, "a")
     add_phone_ali(a)

@@ -184,6 +184,22 @@ def test_phone_ali(corpora):
     assert used == set(range(len(phones)))  # the inventory is what the sets use
 
 
+
+def test_lang_ali_is_the_language_of_the_phone_ali(corpora):
+    a = corpora[0]
+    with open(os.path.join(a, "local", "phones.txt"), encoding="utf-8") as f:
+        name = {int(i): p for p, i in (line.split() for line in f.read().splitlines())}
+    for s in SET_NAMES:
+        d = os.path.join(a, s)
+        ali, lang_ali = kd.read_table(os.path.join(d, "phone_ali")), kd.read_table(os.path.join(d, "lang_ali"))
+        assert list(lang_ali) == list(ali), s
+        for u, codes in lang_ali.items():
+            assert codes.split() == ["-" if i == "0" else name[int(i)].split(":")[0] for i in ali[u].split()], u
+        utt2lang = kd.read_table(os.path.join(d, "utt2lang"))
+        for u, codes in lang_ali.items():  # code-switched speech has frames of both languages
+            assert set(codes.split()) - {"-"} == ({"zh", "en"} if utt2lang[u] == "cs" else {utt2lang[u]}), u
+
+
 def test_frame_labels_and_phone_events():
     # 22050 Hz phones over a clip that is 0.3 s (30 frames) at 16 kHz; the last of equal starts counts
     phones = [(0, "sil"), (2205, "zh:x"), (2205, "zh:a"), (4410, "sil")]

@@ -161,3 +161,35 @@ def test_frame_labels_to_token_labels():
     frame_lang = torch.tensor([[0, 0, 0, 1, 1, 0, 1, 1], [-1, 1, 1, -1, -1, -1, -1, -1]])
     # windows of 3: utt0 [0,0,0] [1,1,0] [1,1,-] ; utt1 [-,1,1] [-,-]
     assert p.token_lang_from_frames(frame_lang, aux).tolist() == [0, -1, 1, 1, -1]
+
+
+@pytest.mark.parametrize("dispatch", ["dense"] + DISPATCHED)
+def test_top1_router_learns_from_the_output_loss_alone(dispatch):
+    # k = 1: the gate is the chosen expert's router probability (a renormalised single gate is 1 and
+    # gives the router no gradient); a loss on the projector output alone trains the router.
+    torch.manual_seed(0)
+    layer = MoELayer(8, 16, num_experts=4, top_k=1, expert_hidden=16)
+    x = torch.randn(6, 8)
+    target = torch.linspace(-1, 1, 6 * 16).view(6, 16)
+
+    def loss_of(weight):
+        with torch.no_grad():
+            layer.router.weight.copy_(weight)
+        y, logits, index, gates = layer(x, dispatch)
+        return (y * target).sum(), logits, index, gates
+
+    w0 = layer.router.weight.detach().clone()
+    loss, logits, index, gates = loss_of(w0)
+    probs = torch.softmax(logits.detach(), dim=-1)
+    torch.testing.assert_close(gates.detach(), probs.gather(1, index))
+    layer.zero_grad()
+    loss.backward()
+    grad = layer.router.weight.grad
+    assert grad is not None and grad.abs().max() > 1e-3
+    # the gradient is that of the loss: central differences along it (the top-1 choice does not change)
+    step = 1e-3 * grad / grad.norm()
+    with torch.no_grad():
+        up, _, up_index, _ = loss_of(w0 + step)
+        down, _, down_index, _ = loss_of(w0 - step)
+    assert torch.equal(up_index, index) and torch.equal(down_index, index)
+    assert ((up - down) / 2).item() == pytest.approx((grad * step).sum().item(), rel=1e-2)

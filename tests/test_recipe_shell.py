@@ -183,9 +183,9 @@ def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
 
 # ------------------------------------------------------------------------------------------ phone_ali
 def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
-    """data/<set>/phone_ali goes through stages 3-4 into the phase data; stage 10 passes it (and src_text)
-    to csst_train for the train (valid) data when every utterance has one, unless --use_phone_ali false
-    (--use_src_text false)."""
+    """data/<set>/phone_ali (and lang_ali) goes through stages 3-4 into the phase data; stage 10 passes it
+    (and src_text) to csst_train for the train (valid) data when every utterance has one, unless
+    --use_phone_ali false (--use_lang_ali false, --use_src_text false)."""
     recipe = make_recipe(tmp_path)
     raw = recipe / "dump" / "raw"
     for name in ("train", "dev", "test"):  # as stage 1 output (wav.scp names audio under dump/raw/<set>/wav)
@@ -193,12 +193,13 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     for name in ("train", "test"):  # 0.4 s utterances: 40 frames of 10 ms
         ids = [line.split()[0] for line in (recipe / "data" / name / "wav.scp").read_text().splitlines()]
         (recipe / "data" / name / "phone_ali").write_text("".join(f"{u} {' '.join(['0', '3'] * 20)}\n" for u in ids))
+        (recipe / "data" / name / "lang_ali").write_text("".join(f"{u} {' '.join(['-', 'zh'] * 20)}\n" for u in ids))
     ali = (recipe / "data" / "test" / "phone_ali").read_text().replace("spk0-u8 0 3 0 3 0 3 ", "spk0-u8 ")
     (recipe / "data" / "test" / "phone_ali").write_text(ali)  # 34 frames: more than 2 off
     args = [*STAGE4, "--stage", "3", "--drop_invalid", "true"]
     r = bash("./csst.sh", recipe, *args)
     assert r.returncode == 0, r.stderr
-    assert "reads data/train, writes dump/raw/train (audio in dump/raw/train/data, phone_ali carried)" in r.stderr
+    assert "reads data/train, writes dump/raw/train (audio in dump/raw/train/data, phone_ali, lang_ali carried)" in r.stderr
     kept = [line for line in (recipe / "data" / "train" / "phone_ali").read_text().splitlines()
             if line.split()[0] not in ("spk0-u2", "spk1-u1")]  # the two invalid utterances are dropped
     assert (raw / "train" / "phone_ali").read_text().splitlines() == kept
@@ -223,6 +224,12 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "phone_ali" not in (tmp_path / "train_args").read_text()
     assert "phone_ali not passed (--use_phone_ali false)" in r.stderr
+    lang_ali = "--train_data_path_and_name_and_type dump/raw/train_phase1/lang_ali,lang_ali,text"
+    assert lang_ali in recorded
+    r = bash("./csst.sh", recipe, *stage10, "--use_lang_ali", "false")
+    assert r.returncode == 0, r.stderr
+    assert "lang_ali" not in (tmp_path / "train_args").read_text() and train in (tmp_path / "train_args").read_text()
+    assert "lang_ali not passed (--use_lang_ali false)" in r.stderr
     r = bash("./csst.sh", recipe, *stage10, "--use_src_text", "false")
     assert r.returncode == 0, r.stderr
     assert "src_text" not in (tmp_path / "train_args").read_text() and train in (tmp_path / "train_args").read_text()

@@ -184,6 +184,24 @@ def test_speed_perturb_stretches_phone_ali(tmp_path):
         assert ali[u].count("3") == pytest.approx(30 * len(ali[u]) / 50, abs=1)  # the same share of frames
 
 
+def test_speed_perturb_stretches_and_format_carries_lang_ali(tmp_path):
+    d = small_dir(tmp_path / "src", 2)  # 0.5 s: 50 frames
+    codes = ["-"] * 10 + ["zh"] * 15 + ["en"] * 15 + ["-"] * 10
+    kd.write_table(str(d / "lang_ali"), {u: " ".join(codes) for u in kd.read_table(str(d / "wav.scp"))})
+    out = tmp_path / "sp"
+    audio_dir.speed_perturb_dir(str(d), str(out), [0.9, 1.0, 1.1])
+    assert kd.validate(str(out), required=("wav.scp", "lang_ali"), progress=False).ok
+    ali = {u: v.split() for u, v in kd.read_table(str(out / "lang_ali")).items()}
+    num = kd.read_table(str(out / "utt2num_samples"))
+    assert len(ali) == 6 and ali["spk0-u0"] == codes
+    for u in ("sp0.9-spk0-u0", "sp1.1-spk1-u1"):
+        assert ali[u] == kd.resample_ali(codes, kd.ali_num_frames(int(num[u]), 16000))
+        assert len(ali[u]) != len(codes)  # stretched, not copied
+    formatted = tmp_path / "raw"
+    audio_dir.format_dir(str(out), str(formatted), fs=16000, progress=False)
+    assert kd.read_table(str(formatted / "lang_ali")) == kd.read_table(str(out / "lang_ali"))
+
+
 # --------------------------------------------------------------------------------------- tokenizer
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
@@ -321,6 +339,36 @@ def test_text_lm_qwen2_tokenizer_is_not_saved_when_it_would_load_wrongly(tmp_pat
     info = train(dict(TINY_LM, arch="qwen2"), str(tokenizer_dir), str(tmp_path / "q"), mono, [], progress=False)
     assert not info["tokenizer_in_model_dir"]
     assert not (tmp_path / "q" / "tokenizer.json").exists() and (tmp_path / "q" / "config.json").exists()
+
+
+def test_text_lm_with_another_prompt_is_refused(tmp_path, tokenizer_dir, tiny_whisper):
+    """A speech model on a text LM must render the prompts the LM learnt: another --prompt_conf is
+    refused, naming both prompts; the same prompts pass (also written differently); loading a trained
+    model checks too."""
+    from csst_espnet.llm.text_lm import train
+    from csst_espnet.tasks.csst import CSSTTask
+    from train_utils import save_run, tiny_model_args
+
+    lm = tmp_path / "lm"
+    lm_prompt = {"instructions": {"st": "Say it in {tgt_lang}."}}
+    train(dict(TINY_LM, steps=1, prompt_conf=lm_prompt), str(tokenizer_dir), str(lm), [("zh", "注意力 机制 很 重要")],
+          [], progress=False)
+    args = tiny_model_args(lm, tiny_whisper)  # the default prompt: "Translate the speech into English."
+    with pytest.raises(ValueError) as e:
+        CSSTTask.build_model(args)
+    message = str(e.value)
+    assert f"{lm} is a text LM trained with another prompt" in message and "task 'st', language 'zh'" in message
+    assert "'<s>Say it in English.\\n'" in message and "'<s>Translate the speech into English.\\n'" in message
+
+    args.prompt_conf = {"target_language": "en", **lm_prompt}  # the LM's prompt_conf left the default implicit
+    model = CSSTTask.build_model(args)
+    save_run(args, model, tmp_path / "exp" / "config.yaml", tmp_path / "exp" / "model.pth")
+    assert CSSTTask.build_model_from_file(None, str(tmp_path / "exp" / "model.pth"))[0] is not None
+    info = json.loads((lm / "train_text_lm.json").read_text())  # the text LM retrained with another prompt
+    info["config"]["prompt_conf"] = {"target_language": "es"}
+    (lm / "train_text_lm.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="Translate the speech into Spanish"):
+        CSSTTask.build_model_from_file(None, str(tmp_path / "exp" / "model.pth"))
 
 
 # ------------------------------------------------------------------------- recipe data ops, configs

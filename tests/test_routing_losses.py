@@ -203,6 +203,21 @@ def test_frame_level_labels_override_utterance_labels():
     assert loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
 
 
+
+@pytest.mark.parametrize("hook", [LanguageLoss, IntraGroupBalanceLoss, GlobalBalanceLoss, RouterZLoss])
+def test_frame_labelled_stat_is_the_share_of_labelled_tokens_from_frames(hook):
+    aux, lang = example(layers=1)
+    token_lang = torch.tensor([0, 0, 0, 1, 1, 0, 1, -1, 3, 3])  # utterance 2 (cs) labelled by its frames
+    framed = torch.tensor([False] * 5 + [True] * 3 + [False] * 2)
+    loss_fn = hook(FakeProjector(), LANGUAGES, stat_prefix="p")
+    _, stats = loss_fn(inputs(dict(aux, token_lang=token_lang, token_frame_labelled=framed), lang))
+    assert stats["p_frame_labelled"].item() == pytest.approx(2 / 7)  # tokens 5, 6 of the 7 labelled
+    _, utterance_only = loss_fn(inputs(aux, lang))  # no frame labels: 0, the same keys
+    assert utterance_only["p_frame_labelled"].item() == 0.0 and utterance_only.keys() == stats.keys()
+    _, none = loss_fn(inputs(aux, torch.tensor([3, 3, 3, -1])))  # no labelled token: NaN
+    assert math.isnan(none["p_frame_labelled"].item())
+
+
 def test_unknown_language_label_raises_naming_it():
     aux, _ = example()
     for hook in (LanguageLoss, IntraGroupBalanceLoss):

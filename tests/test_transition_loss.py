@@ -1,8 +1,9 @@
 """Transition loss.
 
-Mixture mode: value, λ ramp, and the ramp surviving a checkpoint. Distill mode, on tiny models:
-value against a hand computation, KL 0 for a teacher equal to the student, the teacher kept out
-of parameters / state_dict / training, and its errors.
+Mixture mode: value, λ ramp over optimiser updates (ESPnet's trainer with gradient accumulation and
+a skipped step), and the ramp surviving a checkpoint. Each utterance's CE counted once with the
+plain CE. Distill mode, on tiny models: value against a hand computation, KL 0 for a teacher equal
+to the student, the teacher kept out of parameters / state_dict / training, and its errors.
 """
 
 import re
@@ -30,10 +31,12 @@ def test_mixture_value_and_ramp():
     ce, lang = [1.0, 3.0, 2.0, 6.0], [0, 3, 1, 3]  # prev: 1, 2 -> 1.5 ; cs: 3, 6 -> 4.5
     seen = []
     for step in range(6):
-        loss, stats = hook(_inputs(ce, lang))
-        lam = min(1.0, step / 4)
-        assert loss.item() == pytest.approx((1 - lam) * 1.5 + lam * 4.5)
+        for _ in range(2):  # micro-batches of one update: the same λ
+            loss, stats = hook(_inputs(ce, lang))
+            lam = min(1.0, step / 4)
+            assert loss.item() == pytest.approx((1 - lam) * 1.5 + lam * 4.5)
         seen.append(stats["transition_lambda"].item())
+        hook.on_update()
     assert seen == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
     assert weights == {"transition": 1.0}
 
@@ -49,7 +52,7 @@ def test_batch_without_cs_utterances_and_eval_mode():
 def test_ramp_position_is_saved_and_restored():
     hooks, _ = build_aux_losses([{"name": "transition", "conf": {"ramp_steps": 10}}], None, LANGS)
     for _ in range(3):
-        hooks["transition"].train()(_inputs([1.0], [3]))
+        hooks["transition"].on_update()
     restored, _ = build_aux_losses([{"name": "transition", "conf": {"ramp_steps": 10}}], None, LANGS)
     restored.load_state_dict(hooks.state_dict())
     assert restored["transition"].weight() == pytest.approx(0.3)
@@ -243,3 +246,105 @@ def test_teacher_vocabulary_must_match(tiny_llm, tiny_whisper, tmp_path):
     vocab = student.llm.vocab_size
     with pytest.raises(ValueError, match=f"teacher's vocabulary has {vocab + 16} tokens, the student's {vocab}"):
         student(**_batch(vocab, LANG))
+
+
+# ------------------------------------------------------------------ schedule and CE, on tiny models
+def _train_epoch(model, batches, accum_grad, nan_updates=()):
+    """ESPnet's training loop (CSSTTrainer) over ``batches``; the loss of every micro-batch of the
+    (1-based) updates ``nan_updates`` is NaN, so that ESPnet skips those steps. Returns λ per micro-batch."""
+    from espnet2.train.distributed_utils import DistributedOption
+    from espnet2.train.reporter import Reporter
+
+    from csst_espnet.train.trainer import CSSTTrainer
+
+    args = tiny_model_args(Path("unused"), Path("unused"))
+    args.accum_grad = accum_grad
+    options = CSSTTrainer.build_options(args)
+    seen = []
+
+    def record(module, inputs, output):
+        seen.append(output[1]["transition_lambda"].item())
+
+    def poison(module, inputs, output):  # after record: seen counts this micro-batch
+        if module.training and (len(seen) - 1) // accum_grad + 1 in nan_updates:
+            return (output[0] * float("nan"), *output[1:])
+
+    handles = [model.aux_losses["transition"].register_forward_hook(record), model.register_forward_hook(poison)]
+    reporter = Reporter()
+    reporter.set_epoch(1)
+    with reporter.observe("train") as sub:
+        CSSTTrainer.train_one_epoch(
+            model=model, iterator=[([f"u{i}" for i in range(len(b["speech"]))], dict(b)) for b in batches],
+            optimizers=[torch.optim.SGD(model.parameters(), lr=1e-3)], schedulers=[None], scaler=None,
+            reporter=sub, summary_writer=None, options=options, distributed_option=DistributedOption(),
+        )
+    with reporter.observe("valid") as sub:
+        CSSTTrainer.validate_one_epoch(model=model, iterator=[(["u0", "u1"], dict(batches[0]))], reporter=sub,
+                                       options=options, distributed_option=DistributedOption())
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+def test_lambda_counts_optimiser_updates(tiny_llm, tiny_whisper):
+    """accum_grad 4: λ after k updates is min(1, k / ramp_steps) for every micro-batch of update k + 1;
+    the skipped (non-finite) second update and validation do not count."""
+    spec = {"name": "transition", "conf": {"ramp_steps": 3}}
+    torch.manual_seed(0)
+    model = CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec]))
+    batch = _batch(model.llm.vocab_size, ["en", "cs"])
+    seen = _train_epoch(model, [batch] * 18, accum_grad=4, nan_updates=(2,))
+    updates_before = [0] * 4 + [1] * 4 + [1] * 4 + [2] * 4 + [3] * 2  # update 2 skipped; 2 left-over micro-batches
+    assert seen[:18] == pytest.approx([min(1.0, k / 3) for k in updates_before])
+    assert seen[18:] == [1.0]  # validation, after the 3 updates taken
+    assert int(model.aux_losses["transition"].step) == 3
+    assert model.state_dict()["aux_losses.transition.step"].item() == 3  # checkpoints (--resume) keep it
+
+
+def _per_utterance_ce(model, batch):
+    """Each utterance's mean target-token CE and target-token sum/count, computed independently."""
+    inputs = {k: batch[k] for k in ("speech", "speech_lengths", "text", "prompt", "prompt_lengths")}
+    with torch.no_grad():
+        logits = model.target_logits(**inputs)[0]
+    text, mask = batch["text"], batch["text"] != -1
+    sums = [torch.nn.functional.cross_entropy(logits[b, mask[b]], text[b, mask[b]], reduction="sum")
+            for b in range(len(text))]
+    counts = mask.sum(1)
+    return torch.stack(sums), counts
+
+
+def test_mixture_counts_each_utterance_ce_once(tiny_llm, tiny_whisper):
+    """With the plain CE on (ce_weight 1), the mixture already contains every utterance's CE: the
+    loss is the mixture alone, not CE(all) + mixture."""
+    spec = {"name": "transition", "weight": 2.0, "conf": {"ramp_steps": 4, "start": 0.25}}
+    args = tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec])
+    args.model_conf["ce_weight"] = 1.0
+    torch.manual_seed(0)
+    model = CSSTTask.build_model(args).eval()
+    batch = _batch(model.llm.vocab_size, LANG)
+    loss, stats, _ = model(**batch)
+    sums, counts = _per_utterance_ce(model, batch)
+    ce = sums / counts
+    is_cs = torch.tensor([x == "cs" for x in LANG])
+    expected = 2.0 * (0.75 * ce[~is_cs].mean() + 0.25 * ce[is_cs].mean())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert stats["loss_ce"].item() == pytest.approx((sums.sum() / counts.sum()).item(), rel=1e-5)  # all tokens
+
+
+def test_distill_with_plain_ce_counts_each_utterance_ce_once(tiny_llm, tiny_whisper, teacher_files):
+    """Distill with ce_weight 1 (mini_cs phase 3): L = CE_tok(previous-phase utterances) + w · [CE(cs) + γ·KL];
+    the code-switch utterances' CE is in the transition only."""
+    spec = {"name": "transition", "weight": 0.5, "conf": {"mode": "distill", "gamma": 0.3}}
+    args = tiny_model_args(tiny_llm, tiny_whisper, aux_losses=[spec], teacher=teacher_files)
+    args.model_conf["ce_weight"] = 1.0
+    torch.manual_seed(2)
+    model = CSSTTask.build_model(args).eval()
+    batch = _batch(model.llm.vocab_size, LANG)
+    loss, stats, _ = model(**batch)
+    sums, counts = _per_utterance_ce(model, batch)
+    is_cs = torch.tensor([x == "cs" for x in LANG])
+    ce_prev_tokens = sums[~is_cs].sum() / counts[~is_cs].sum()
+    ce_cs = (sums / counts)[is_cs].mean()
+    assert stats["transition_ce_cs"].item() == pytest.approx(ce_cs.item(), rel=1e-5)
+    expected = ce_prev_tokens + 0.5 * (ce_cs + 0.3 * stats["transition_kl"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

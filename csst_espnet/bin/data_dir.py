@@ -15,7 +15,8 @@
 message``) unless ``--drop_invalid true``, which removes the invalid utterances from
 every file, records them with their reasons in ``DIR/dropped.txt`` and exits 0 when
 what is left is valid. A ``phone_ali`` (optional) must have an entry for every utterance,
-non-negative integer ids, and as many 10 ms frames as the audio has, within 2. Options take dashes or underscores alike.
+non-negative integer ids, and as many 10 ms frames as the audio has, within 2; a ``lang_ali``
+(optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels. Options take dashes or underscores alike.
 """
 
 import argparse

@@ -7,7 +7,7 @@
 archives, or ``command |`` pipes that write audio to stdout. With ``segments``, every utterance is
 cut from its recording. Audio is resampled to ``--fs`` (polyphase), the channel ``--channel`` is
 kept, and the result is written as 16-bit PCM to ``OUT/data/<utt>.wav``. ``OUT`` gets every
-per-utterance file of ``SRC`` (text, src_text, utt2lang, phone_ali, ...), a new ``wav.scp`` (no segments),
+per-utterance file of ``SRC`` (text, src_text, utt2lang, phone_ali, lang_ali, ...), a new ``wav.scp`` (no segments),
 ``utt2num_samples`` and ``utt2dur``. An utterance whose audio cannot be read keeps its text but
 gets no ``wav.scp`` entry; it is listed with the reason in ``OUT/format_errors.txt`` (stage 4 of the
 recipe then reports it, or drops it with ``--drop_invalid true``).

@@ -8,8 +8,8 @@ For every factor f other than 1.0, each utterance is resampled so that it plays 
 at the source sampling rate, and gets the id ``sp<f>-<utt>`` and speaker ``sp<f>-<spk>`` (ids keep
 their speaker prefix). Factor 1.0 keeps the original utterances (the original audio, unchanged
 ids). Every per-utterance file is carried over (texts, language and task labels); ``utt2dur`` and
-``utt2num_samples`` are recomputed, and a ``phone_ali`` (phone ids per 10 ms frame) is stretched to
-the perturbed duration. With ``segments``, each utterance is cut first, so ``OUT`` has no segments.
+``utt2num_samples`` are recomputed, and the frame alignments ``phone_ali`` (phone ids) and
+``lang_ali`` (language codes), one label per 10 ms frame, are stretched to the perturbed duration. With ``segments``, each utterance is cut first, so ``OUT`` has no segments.
 """
 
 import argparse
@@ -37,9 +37,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"speed_perturb: {e}", file=sys.stderr)
         return 1
+    stretched = [n for n in kd.FRAME_ALIGNMENTS if os.path.exists(os.path.join(args.out, n))]
     logging.info("%s -> %s: %d utterances (%d perturbed)%s", args.src, args.out, counts["utterances"],
-                 counts["perturbed"], "; phone_ali stretched to the perturbed durations"
-                 if os.path.exists(os.path.join(args.out, kd.PHONE_ALI)) else "")
+                 counts["perturbed"], f"; {', '.join(stretched)} stretched to the perturbed durations"
+                 if stretched else "")
     return 0
 
 

@@ -15,7 +15,8 @@ Config keys (YAML; all optional): ``arch`` (llama | qwen2), ``hidden_size``, ``n
 ``num_heads``, ``num_kv_heads``, ``intermediate_size``, ``tie_word_embeddings``, ``max_positions``,
 ``steps``, ``batch_size``, ``lr``, ``warmup_steps``, ``weight_decay``, ``valid_fraction``, ``seed``,
 ``asr_examples``, ``lm_examples``, ``source_loss``,
-``prompt_conf`` (PromptTemplate options, must equal the speech model's ``prompt_conf``).
+``prompt_conf`` (PromptTemplate options; the speech model's ``prompt_conf`` must render the same prompts:
+building a model on this LM refuses one that does not).
 """
 
 import argparse

@@ -188,7 +188,7 @@ def speed_perturb_dir(src: str, out: str, factors: Sequence[float], nj: int = 1,
     """Speed-perturbed copy of ``src`` in ``out``: per factor f != 1.0, ``sp<f>-<utt>`` utterances
     (speakers ``sp<f>-<spk>``) with audio in ``out/wav`` at the source rate; factor 1.0 keeps the
     originals. Per-utterance files are carried over, ``utt2dur``/``utt2num_samples`` recomputed and
-    ``phone_ali`` stretched to the perturbed duration. Returns counts (utterances, perturbed)."""
+    the frame alignments (``phone_ali``, ``lang_ali``) stretched to the perturbed duration. Returns counts (utterances, perturbed)."""
     from tqdm import tqdm
 
     if os.path.abspath(src) == os.path.abspath(out):
@@ -239,7 +239,7 @@ def speed_perturb_dir(src: str, out: str, factors: Sequence[float], nj: int = 1,
             for u, v in table.items():
                 if f == 1.0:
                     new.utt[name][u] = v
-                elif name == kd.PHONE_ALI:  # the same phones at the perturbed timing
+                elif name in kd.FRAME_ALIGNMENTS:  # the same labels at the perturbed timing
                     if prefix(f) + u in frames:  # (an utterance without audio has none)
                         new.utt[name][prefix(f) + u] = " ".join(kd.resample_ali(v.split(), frames[prefix(f) + u]))
                 else:

@@ -6,8 +6,10 @@ first column, ids are unique, utterance ids start with their speaker id.
 Per-utterance files (first column = utterance id): ``wav.scp`` (when there is no
 ``segments``), ``segments``, ``utt2spk``, ``text`` and extra references
 ``text.2``, ``text.3``..., ``src_text``, ``utt2lang``, ``utt2task``, ``utt2dur``
-and any other ``utt2*`` file, and the optional ``phone_ali``: integer phone ids, one
-per 10 ms frame (``ceil(duration / 10 ms)`` frames, the last one possibly partial).
+and any other ``utt2*`` file, and the optional frame alignments, one label per 10 ms frame
+(``ceil(duration / 10 ms)`` frames, the last one possibly partial): ``phone_ali``, integer
+phone ids, and ``lang_ali``, language codes of the task's languages (never ``cs``) or ``-``
+for an unlabelled frame (silence, unknown).
 ``spk2utt`` is derived from ``utt2spk``.
 Per-recording files (with ``segments``): ``wav.scp``, ``reco2dur``,
 ``reco2file_and_channel``. Per-speaker: ``spk2gender``.
@@ -38,8 +40,12 @@ DERIVED_FILES = ("spk2utt",)
 # files a tool writes next to the data that are not data
 NOT_DATA = ("dropped.txt", "validate_report.txt", "frame_shift", "feats_type", "audio_format")
 PHONE_ALI = "phone_ali"
-ALI_FRAMES_PER_SECOND = 100  # phone_ali frames: 10 ms
-ALI_TOLERANCE = 2  # frames a phone_ali may differ from its audio's duration
+LANG_ALI = "lang_ali"
+FRAME_ALIGNMENTS = (PHONE_ALI, LANG_ALI)  # one label per 10 ms frame of the audio
+UNLABELLED_FRAME = "-"  # lang_ali label of a frame without a language
+CODE_SWITCH = "cs"  # utt2lang of code-switched speech: never a frame's language
+ALI_FRAMES_PER_SECOND = 100  # alignment frames: 10 ms
+ALI_TOLERANCE = 2  # frames an alignment may differ from its audio's duration
 _TEXT_FILE = re.compile(r"^(src_)?text(\.\d+)?$")
 
 
@@ -50,13 +56,13 @@ def is_text_file(name: str) -> bool:
 def is_utt_file(name: str, has_segments: bool) -> bool:
     if name == "wav.scp":
         return not has_segments
-    if name in ("segments", "feats.scp", PHONE_ALI) or is_text_file(name):
+    if name in ("segments", "feats.scp") or name in FRAME_ALIGNMENTS or is_text_file(name):
         return True
     return name.startswith("utt2")
 
 
 def ali_num_frames(num_samples: int, rate: int) -> int:
-    """Frames of the phone_ali of ``num_samples`` at ``rate``: ceil(duration / 10 ms)."""
+    """Frames of the alignment (phone_ali, lang_ali) of ``num_samples`` at ``rate``: ceil(duration / 10 ms)."""
     return -(-num_samples * ALI_FRAMES_PER_SECOND // rate)
 
 
@@ -618,28 +624,46 @@ def validate(
     if (min_dur is not None or max_dur is not None) and not durs and wav:
         issues.append(Issue("utt2dur", None, None, "no_duration",
                             "duration limits given but no duration known (no utt2dur, audio not checked)", False))
-    for u, v in tables.get(PHONE_ALI, {}).items():
-        issue = _check_ali(v, durs.get(u))
-        if issue:
-            issues.append(Issue(PHONE_ALI, raws[PHONE_ALI].line_of(u), u, *issue))
+    for name in FRAME_ALIGNMENTS:
+        bad_label = _bad_phone_id if name == PHONE_ALI else _bad_language_code(languages)
+        for u, v in tables.get(name, {}).items():
+            issue = _check_ali(v, durs.get(u), bad_label)
+            if issue:
+                issues.append(Issue(name, raws[name].line_of(u), u, *issue))
 
     order = {n: i for i, n in enumerate(sorted(raws))}
     issues.sort(key=lambda i: (sort_key(i.utt or ""), order.get(i.file, 99), i.line or 0))
     return ValidationResult(path, issues, len(all_ids))
 
 
-def _check_ali(value: str, dur: Optional[float]) -> Optional[Tuple[str, str]]:
-    """(kind, message) of what is wrong with a phone_ali entry of an utterance of ``dur`` seconds."""
-    ids = value.split()
-    if not ids:
+def _bad_phone_id(label: str) -> Optional[str]:
+    """Why a phone_ali label is not a phone id, or None."""
+    return None if label.isascii() and label.isdigit() else "is not a phone id (a non-negative integer)"
+
+
+def _bad_language_code(languages: Optional[Sequence[str]]):
+    """A check of lang_ali labels: one of ``languages`` but ``cs``, or ``-`` (any code when None)."""
+    if languages is None:
+        return lambda label: None
+    allowed = [name for name in languages if name != CODE_SWITCH] + [UNLABELLED_FRAME]
+    why = f"is not a language code of {','.join(allowed[:-1])} or '{UNLABELLED_FRAME}' (unlabelled)"
+    return lambda label: None if label in allowed else why
+
+
+def _check_ali(value: str, dur: Optional[float], bad_label) -> Optional[Tuple[str, str]]:
+    """(kind, message) of what is wrong with an alignment entry of an utterance of ``dur`` seconds;
+    ``bad_label(label)`` says why a label is wrong (None: it is not)."""
+    labels = value.split()
+    if not labels:
         return "empty_alignment", "no frames"
-    for j, t in enumerate(ids):
-        if not (t.isascii() and t.isdigit()):
-            return "bad_alignment", f"frame {j}: {t!r} is not a phone id (a non-negative integer)"
+    for j, t in enumerate(labels):
+        why = bad_label(t)
+        if why:
+            return "bad_alignment", f"frame {j}: {t!r} {why}"
     if dur is not None:
         expected = math.ceil(round(dur * ALI_FRAMES_PER_SECOND, 6))
-        if abs(len(ids) - expected) > ALI_TOLERANCE:
-            return ("alignment_length", f"{len(ids)} frames, but {dur:.3f}s of audio make {expected} "
+        if abs(len(labels) - expected) > ALI_TOLERANCE:
+            return ("alignment_length", f"{len(labels)} frames, but {dur:.3f}s of audio make {expected} "
                     f"frames of {1000 // ALI_FRAMES_PER_SECOND} ms (at most {ALI_TOLERANCE} off)")
     return None
 

@@ -14,6 +14,10 @@ source text):
 Repeated sentences and pairs (e.g. the same text from the corpus' LM text and its training sets)
 count once. The loss covers everything after the prompt (the source as a language model, then the
 target), or with ``source_loss: false`` the target only. See docs/architecture.md.
+
+The speech model must render the prompts the LM learnt (its ``prompt_conf`` and tokenizer, recorded in
+``train_text_lm.json``): the task checks it (:func:`check_prompts`) whenever it builds a model on a
+text LM.
 """
 
 import json
@@ -49,6 +53,7 @@ DEFAULTS = dict(
     source_loss=True,
     prompt_conf={},
 )
+INFO_FILE = "train_text_lm.json"  # what train() records, beside the model
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -327,7 +332,7 @@ def train(conf: Dict, tokenizer_dir: str, out_dir: str, mono: Sequence[Tuple[str
         "loss_curve": curve,
         "seconds": round(time.time() - start, 1),
     }
-    with open(os.path.join(out_dir, "train_text_lm.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, INFO_FILE), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1, ensure_ascii=False)
     return info
 
@@ -346,18 +351,62 @@ def read_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Di
     return conf
 
 
-def load_text_lm(model_dir: str):
-    """(model, tokenizer, prompt template) of a :func:`train` output directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def is_text_lm(model_dir: str) -> bool:
+    """Whether ``model_dir`` is a :func:`train` output (it has ``train_text_lm.json``)."""
+    return os.path.isfile(os.path.join(model_dir, INFO_FILE))
 
-    from csst_espnet.text.prompt import PromptTemplate
 
-    info_path = os.path.join(model_dir, "train_text_lm.json")
+def read_info(model_dir: str) -> Dict:
+    """``train_text_lm.json`` of a :func:`train` output directory."""
+    info_path = os.path.join(model_dir, INFO_FILE)
     if not os.path.exists(info_path):
         raise FileNotFoundError(f"{info_path} is missing: --model_dir must be a train_text_lm output")
     with open(info_path, encoding="utf-8") as f:
-        info = json.load(f)
+        return json.load(f)
+
+
+def load_prompt_template(model_dir: str, info: Dict):
+    """The prompt template the text LM of ``model_dir`` (``info``: its ``read_info``) was trained with."""
+    from transformers import AutoTokenizer
+
+    from csst_espnet.text.prompt import PromptTemplate
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir if info.get("tokenizer_in_model_dir", True)
                                               else info["tokenizer"])
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    return model, tokenizer, PromptTemplate(tokenizer, **(info["config"].get("prompt_conf") or {}))
+    return PromptTemplate(tokenizer, **(info["config"].get("prompt_conf") or {}))
+
+
+def load_text_lm(model_dir: str):
+    """(model, tokenizer, prompt template) of a :func:`train` output directory."""
+    from transformers import AutoModelForCausalLM
+
+    template = load_prompt_template(model_dir, read_info(model_dir))
+    return AutoModelForCausalLM.from_pretrained(model_dir), template.tokenizer, template
+
+
+def check_prompts(model_dir: str, template, prompt_conf: Dict, languages: Sequence[str]) -> None:
+    """Refuse a speech model whose prompts differ from those the text LM of ``model_dir`` learnt.
+
+    ``template``: the speech model's ``PromptTemplate`` (from ``prompt_conf``); the prompt token ids of
+    every task and language of ``languages`` must be equal (so equal options written differently,
+    e.g. a default given explicitly, pass, and a tokenizer that splits the prompt differently does not).
+    """
+    from csst_espnet.text.prompt import TASKS
+
+    info = read_info(model_dir)
+    learnt = load_prompt_template(model_dir, info)
+    for task in TASKS:
+        for lang in languages:
+            ids, lm_ids = template.ids(task, lang), learnt.ids(task, lang)
+            if ids == lm_ids:
+                continue
+            text, lm_text = template.text(task, lang), learnt.text(task, lang)
+            tokens = f" (token ids {ids} and {lm_ids}: another tokenizer)" if text == lm_text else ""
+            lm_conf = info["config"].get("prompt_conf") or {}
+            raise ValueError(
+                f"the LLM {model_dir} is a text LM trained with another prompt than this model's: for task "
+                f"'{task}', language '{lang}' the text LM learnt {lm_text!r} (prompt_conf {lm_conf} in "
+                f"{os.path.join(model_dir, INFO_FILE)}), this model's --prompt_conf {prompt_conf} gives "
+                f"{text!r}{tokens}. Give the model the text LM's prompt_conf, or train the text LM with the "
+                "model's (its config key prompt_conf)"
+            )

@@ -62,6 +62,15 @@ class AbsAuxLoss(torch.nn.Module, ABC):
 
     needs_llm_outputs = False
 
+    def ce_utterances(self, lang: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:
+        """(B,) True for the utterances whose target CE this hook's loss contains (``lang`` as in
+        ``AuxLossInputs``); the model's plain CE leaves them out, so that each utterance's CE is
+        counted once (docs/architecture.md §2). None: no utterance."""
+        return None
+
+    def on_update(self) -> None:
+        """Called after each optimiser update (``CSSTTrainer``); a hook with a schedule counts here."""
+
     @abstractmethod
     def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         raise NotImplementedError

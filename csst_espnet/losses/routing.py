@@ -9,15 +9,20 @@ L MoE layers.
 Notation: router probabilities pi_t over experts e = (g, j) = g * n + j, group mass
 P_t(g) = sum_j pi_t(g, j), K_t the chosen top-k set of token t.
 
-Token language labels: a token's label is its utterance's language ``languages[lang[b]]`` (or the
-frame-level ``token_lang`` when the model provides it).  "cs" (code-switch) and -1 mean "no label".
-A label that is neither a projector group nor "cs" is a configuration error (ValueError).
+Token language labels: a token's label is its utterance's language ``languages[lang[b]]``, or
+``token_lang`` when the model provides it: with frame language labels in the data (``lang_ali``) the
+tokens of code-switched utterances take the language of their frames, the tokens of monolingual
+utterances keep the utterance's (``ESPnetCSSTModel._with_frame_languages``; ``token_frame_labelled``
+marks the former).  "cs" (code-switch) and -1 mean "no label".  A label that is neither a projector
+group nor "cs" is a configuration error (ValueError).
 
 Stats: every hook reports its value as ``loss_<stat_prefix>`` (prefix default: its registry name) and, unless
 ``routing_stats: false``, routing statistics under the same prefix, averaged over layers:
 ``<prefix>_route_acc_<lang>`` share of the language's labelled tokens whose top-1 expert is in its group
 (NaN when the batch has none), ``<prefix>_load_e<i>`` share of all dispatches going to expert i,
-``<prefix>_entropy`` mean router entropy (nats).  The key set is fixed, so ESPnet can all-reduce it.
+``<prefix>_entropy`` mean router entropy (nats), ``<prefix>_frame_labelled`` share of the labelled
+tokens whose label comes from frame labels (0 with utterance labels only; NaN when the batch has no
+labelled token).  The key set is fixed, so ESPnet can all-reduce it.
 
 Data parallelism: the balance losses all-reduce their statistics as sums and counts (never means), so
 every process computes the loss value of the global batch; gradients flow only through each
@@ -144,7 +149,12 @@ class _RoutingLoss(AbsAuxLoss):
         return token_labels(inputs, self.groups, self.languages, logits.size(1), logits.device)
 
     def _stats(
-        self, loss: torch.Tensor, logits: torch.Tensor, expert_index: torch.Tensor, labels: Optional[torch.Tensor]
+        self,
+        loss: torch.Tensor,
+        logits: torch.Tensor,
+        expert_index: torch.Tensor,
+        labels: Optional[torch.Tensor],
+        inputs: AuxLossInputs,
     ) -> Dict[str, torch.Tensor]:
         stats = {f"loss_{self.stat_prefix}" if self.stat_prefix else "loss_aux": loss.detach()}
         if not self.routing_stats:
@@ -159,6 +169,12 @@ class _RoutingLoss(AbsAuxLoss):
                     hits = ((top1_group == g) & mine).sum().float()
                     acc = torch.where(count > 0, hits / count.clamp(min=1), logits.new_tensor(math.nan))
                     stats[self._name(f"route_acc_{name}")] = acc
+                labelled = labels >= 0
+                framed = inputs.projector_aux.get("token_frame_labelled")  # (N,) bool, absent: none
+                framed = torch.zeros_like(labelled) if framed is None else labelled & framed.to(labels.device)
+                count = labelled.sum().float()
+                share = torch.where(count > 0, framed.sum().float() / count.clamp(min=1), logits.new_tensor(math.nan))
+                stats[self._name("frame_labelled")] = share
             load = torch.bincount(expert_index.reshape(-1), minlength=self.num_experts).float()
             load = load / load.sum().clamp(min=1)
             for e in range(self.num_experts):
@@ -177,8 +193,9 @@ class _RoutingLoss(AbsAuxLoss):
 class LanguageLoss(_RoutingLoss):
     """L_lang = -mean_t log P_t(l_t): route every labelled token into its language's group.
 
-    Averaged over the labelled tokens of the (local) batch and over layers; code-switch ("cs") and
-    unknown (-1) utterances are excluded.  Zero when the batch has no labelled token.
+    Averaged over the labelled tokens of the (local) batch and over layers; the tokens of code-switch
+    ("cs") and unknown (-1) utterances are labelled only by frame labels (``token_lang``, see the
+    module docstring), else excluded.  Zero when the batch has no labelled token.
     """
 
     default_prefix = "lang"
@@ -195,7 +212,7 @@ class LanguageLoss(_RoutingLoss):
             loss = -picked.mean()
         else:
             loss = logits.sum() * 0.0  # keeps the graph (and the key set) the same in every step
-        return loss, self._stats(loss, logits, expert_index, labels)
+        return loss, self._stats(loss, logits, expert_index, labels, inputs)
 
 
 class IntraGroupBalanceLoss(_RoutingLoss):
@@ -266,7 +283,7 @@ class IntraGroupBalanceLoss(_RoutingLoss):
         loss = per_layer.mean()
         if labels is None:
             labels = self._labels(inputs, logits) if self.routing_stats else None
-        return loss, self._stats(loss, logits, expert_index, labels)
+        return loss, self._stats(loss, logits, expert_index, labels, inputs)
 
 
 class GlobalBalanceLoss(_RoutingLoss):
@@ -295,7 +312,7 @@ class GlobalBalanceLoss(_RoutingLoss):
         p = prob_sums / tokens.clamp(min=1)
         loss = (E * (f * p).sum(-1)).mean()
         labels = self._labels(inputs, logits) if self.routing_stats else None
-        return loss, self._stats(loss, logits, expert_index, labels)
+        return loss, self._stats(loss, logits, expert_index, labels, inputs)
 
 
 class RouterZLoss(_RoutingLoss):
@@ -310,4 +327,4 @@ class RouterZLoss(_RoutingLoss):
         else:
             loss = logits.sum() * 0.0
         labels = self._labels(inputs, logits) if self.routing_stats else None
-        return loss, self._stats(loss, logits, expert_index, labels)
+        return loss, self._stats(loss, logits, expert_index, labels, inputs)

@@ -1,28 +1,37 @@
 """Transition loss: the move from previous-phase data (monolingual ST) to code-switch ST.
 
 Utterances of both kinds are in one training set, told apart by their language label
-(``cs`` = code-switch). Two modes (docs/architecture.md §2), each used either instead of the plain CE
-(``model_conf.ce_weight: 0``) or on top of it (``ce_weight: 1``, "CE + transition" of phase 3: the
-previous-phase utterances then also learn from their references, not only from the teacher; mini_cs
-uses this). CE(cs) is the mean per-utterance CE of the batch's code-switch utterances, and a kind
-absent from a batch contributes nothing.
+(``cs`` = code-switch; every other label, and -1, is previous-phase). In a batch, C are its
+code-switch utterances and P the others; CE(S) is the mean over the utterances b of S of CE_b,
+utterance b's mean target-token CE; a kind absent from a batch contributes nothing.
 
-Mixture mode (``mode: mixture``; options ``ramp_steps``, ``start``):
+Each utterance's CE is counted once (docs/architecture.md §2): ``ce_utterances`` names the
+utterances whose CE this loss contains — every one in mixture mode, C in distill mode — and the
+model's plain CE (weight ``model_conf.ce_weight``) is the mean over the target tokens of the others
+only, CE_tok(S) = Σ_{b∈S} Σ_t ce_bt / Σ_{b∈S} n_b. With w the hook's weight, the objective is
 
-    L = (1 - λ) · CE(previous-phase utterances) + λ · CE(code-switch utterances),
+    mixture:  w · [(1 - λ) · CE(P) + λ · CE(C)]                 (ce_weight has no utterance left)
+    distill:  ce_weight · CE_tok(P) + w · [CE(C) + γ · τ² · KL(P)]
 
-λ rising linearly from ``start`` to 1 over ``ramp_steps`` training steps. Stats: ``<prefix>_lambda``,
-``<prefix>_ce_cs``, ``<prefix>_ce_prev``.
+(plus the other hooks). Distill with ``ce_weight: 0``: the previous-phase utterances learn from the
+teacher only; with ``ce_weight: 1`` (mini_cs phase 3) also from their references.
 
-Distill mode (``mode: distill``; options ``gamma``, ``temperature``):
+Mixture mode (``mode: mixture``; options ``ramp_steps``, ``start``): λ = start + (1 - start) ·
+min(1, k / ramp_steps) after k optimiser updates. The trainer counts them (``on_update``, from
+``CSSTTrainer``): every micro-batch of one update (``accum_grad``) sees the same λ, a step skipped on a
+non-finite gradient and validation do not move it, and k is in the state dict (``step``), so
+``--resume`` continues the ramp. Stats: ``<prefix>_lambda``, ``<prefix>_ce_cs``, ``<prefix>_ce_prev``.
 
-    L = CE(code-switch utterances) + γ · τ² · KL(p_teacher ‖ p_student) on previous-phase utterances,
+Distill mode (``mode: distill``; options ``gamma``, ``temperature``): KL(P) = KL(p_teacher ‖ p_student),
+p = softmax(logits / τ) over the vocabulary, averaged over the target tokens of P. The teacher is
+the frozen previous-phase model, which the task loads from ``--teacher_config`` / ``--teacher_model``
+(csst.sh passes phase 2's ``config.yaml`` and model file); it must share the student's tokenizer.
+Stats: ``<prefix>_ce_cs``, ``<prefix>_kl``.
 
-p = softmax(logits / τ) over the vocabulary, the KL averaged over the target tokens of the
-previous-phase utterances. The teacher is the frozen previous-phase model, which the task loads
-from ``--teacher_config`` / ``--teacher_model`` (csst.sh passes phase 2's ``config.yaml`` and model
-file); it must share the student's tokenizer. Stats:
-``<prefix>_ce_cs``, ``<prefix>_kl``.
+Data parallelism: λ depends on the update count only, the same on every rank. CE(C), CE(P) and
+KL(P) are means over this rank's utterances, like the plain CE; ESPnet weights rank r's loss by
+B_r / B (its share of the global batch), so the objective is Σ_r B_r / B · L_r — per-rank kind
+means, as gradient accumulation gives per-micro-batch ones.
 
 Which to choose: mixture needs nothing but the data and costs nothing extra, but previous-phase
 data keep only the weight 1 - λ, which falls to 0, so what phase 2 learnt may drift away late in
@@ -87,7 +96,7 @@ class TransitionLoss(AbsAuxLoss):
             self.start = 0.0 if start is None else start
             if self.ramp_steps < 1 or not 0.0 <= self.start <= 1.0:
                 raise ValueError(f"need ramp_steps >= 1 and 0 <= start <= 1, got {self.ramp_steps}, {self.start}")
-            # Training steps taken; saved in checkpoints so that --resume continues the ramp.
+            # Optimiser updates taken (on_update); saved in checkpoints so that --resume continues the ramp.
             self.register_buffer("step", torch.zeros((), dtype=torch.long))
         else:
             self.gamma = 1.0 if gamma is None else gamma
@@ -105,15 +114,28 @@ class TransitionLoss(AbsAuxLoss):
         return super()._apply(fn, recurse)
 
     def weight(self) -> float:
-        """λ at the current step (mixture mode)."""
+        """λ after the optimiser updates taken so far (mixture mode)."""
         progress = min(1.0, float(self.step) / self.ramp_steps)
         return self.start + (1.0 - self.start) * progress
 
-    def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        if inputs.lang is None or inputs.ce_per_utt is None:
+    def on_update(self) -> None:
+        if self.mode == "mixture":
+            self.step += 1
+
+    def ce_utterances(self, lang: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        """Every utterance in mixture mode, the code-switch ones in distill mode (module docstring)."""
+        if self.mode == "mixture":
+            return torch.ones(batch, dtype=torch.bool, device=self.step.device)
+        return self._is_cs(lang)
+
+    def _is_cs(self, lang: Optional[torch.Tensor]) -> torch.Tensor:
+        if lang is None:
             raise ValueError("the transition loss needs utt2lang in the training data (lang)")
+        return lang == self.cs_index
+
+    def forward(self, inputs: AuxLossInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        is_cs = self._is_cs(inputs.lang)
         ce = inputs.ce_per_utt
-        is_cs = inputs.lang == self.cs_index
         zero = ce.new_zeros(())
         ce_cs = ce[is_cs].mean() if is_cs.any() else zero
         if self.mode == "distill":
@@ -122,8 +144,6 @@ class TransitionLoss(AbsAuxLoss):
             return loss, {f"{self.prefix}_ce_cs": ce_cs.detach(), f"{self.prefix}_kl": kl.detach()}
 
         lam = self.weight()
-        if self.training:
-            self.step += 1
         ce_prev = ce[~is_cs].mean() if (~is_cs).any() else zero
         loss = (1.0 - lam) * ce_prev + lam * ce_cs
         stats = {

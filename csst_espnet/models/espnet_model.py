@@ -19,6 +19,8 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
 from csst_espnet.losses.abs_aux_loss import AuxLossInputs
+from csst_espnet.losses.frame_phone import frame_targets
+from csst_espnet.losses.routing import CODE_SWITCH
 from csst_espnet.models.frozen_state import exclude_frozen_pretrained
 from csst_espnet.projector.abs_projector import AbsProjector
 
@@ -32,9 +34,13 @@ class ESPnetCSSTModel(AbsESPnetModel):
     """Args:
     frontend, specaug, normalize, encoder, projector, llm: the components (frontend, specaug and
         normalize optional; specaug, e.g. SpecAugment masks, acts in training only).
-    languages: language codes; ``lang`` inputs index into this list.
+    languages: language codes; ``lang`` inputs index into this list, and so do ``lang_ali`` inputs (a
+        language per 10 ms frame, -1 unlabelled), which label the speech tokens of code-switched
+        utterances for the routing losses (``_with_frame_languages``).
     aux_losses: auxiliary loss hooks and weights, ``{name: (module, weight)}`` (built by the task).
-    ce_weight: weight of the plain target CE (0 when a transition loss replaces it).
+    ce_weight: weight of the plain target CE, the mean over the target tokens of the utterances whose
+        CE no hook's loss contains (``AbsAuxLoss.ce_utterances``; each utterance's CE counts once, see
+        the transition loss); the ``loss_ce``, ``acc``, ``ppl`` stats cover every target token.
     speech_warmup_epochs: the first N training epochs train the speech side alone: encoder and
         projector learn from the auxiliary losses (e.g. frame_phone, src_ctc) and the LLM is not
         run, so a step costs about 60 % of a full one. The trainer (``CSSTTrainer``) calls
@@ -88,6 +94,11 @@ class ESPnetCSSTModel(AbsESPnetModel):
     def set_epoch(self, epoch: int) -> None:
         """Start of training epoch ``epoch`` (1-based): speech side only while it is a warm-up epoch."""
         self.speech_only = epoch <= self.speech_warmup_epochs
+
+    def on_update(self) -> None:
+        """After each optimiser update (``CSSTTrainer``): the hooks' schedules (e.g. the transition's λ) advance."""
+        for hook in self.aux_losses.values():
+            hook.on_update()
 
     # ------------------------------------------------------------------ speech side
     def encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -178,6 +189,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
         task_lengths: Optional[torch.Tensor] = None,
         phone_ali: Optional[torch.Tensor] = None,
         phone_ali_lengths: Optional[torch.Tensor] = None,
+        lang_ali: Optional[torch.Tensor] = None,
+        lang_ali_lengths: Optional[torch.Tensor] = None,
         src_text: Optional[torch.Tensor] = None,
         src_text_lengths: Optional[torch.Tensor] = None,
         **kwargs,
@@ -210,9 +223,14 @@ class ESPnetCSSTModel(AbsESPnetModel):
                 target_mask=target_mask,
                 model_inputs=model_inputs,
             )
-            loss = self.ce_weight * loss_ce
+            plain = ~self._ce_in_aux_losses(None if lang is None else lang[:, 0], batch, text.device)  # (B,)
+            loss = self.ce_weight * token_ce[plain].sum() / target_mask[plain].sum().clamp(min=1)
 
         if len(self.aux_losses) > 0:
+            if lang_ali is not None:  # frame language labels: token labels of code-switched utterances
+                projector_aux = self._with_frame_languages(
+                    projector_aux, lang, lang_ali, lang_ali_lengths, speech_out
+                )
             inputs_for_aux = AuxLossInputs(
                 projector_aux=projector_aux,
                 lang=None if lang is None else lang[:, 0],
@@ -233,6 +251,46 @@ class ESPnetCSSTModel(AbsESPnetModel):
         stats["loss"] = loss.detach()
         loss, stats, weight = force_gatherable((loss, stats, batch), loss.device)
         return loss, stats, weight
+
+    def _with_frame_languages(
+        self,
+        projector_aux: Dict[str, torch.Tensor],
+        lang: Optional[torch.Tensor],
+        lang_ali: torch.Tensor,
+        lang_ali_lengths: torch.Tensor,
+        speech_out: Dict[str, torch.Tensor],
+    ) -> Dict[str, torch.Tensor]:
+        """The projector's aux with the language of each speech token: ``token_lang`` (N,) (indices into
+        ``languages``, -1 unlabelled) and ``token_frame_labelled`` (N,) bool, True where it comes from
+        ``lang_ali`` (B, F) (a language index per 10 ms frame, -1 unlabelled).
+
+        A token of a monolingual utterance (label neither ``cs`` nor unknown) keeps its utterance's
+        label; one of a code-switched utterance takes the language of its frames, resampled to the
+        encoder frames (``frame_targets``) and then to tokens (``token_lang_from_frames``: -1 where a
+        token's frames mix languages or have none). Projectors without language groups: unchanged."""
+        if not hasattr(self.projector, "token_lang_from_frames"):
+            return projector_aux
+        enc, enc_lengths = speech_out["enc"], speech_out["enc_lengths"]
+        frame_lang = frame_targets(lang_ali.long(), lang_ali_lengths, enc_lengths, enc.size(1))  # (B, T)
+        token_lang = self.projector.token_lang_from_frames(frame_lang, projector_aux)  # (N,)
+        if lang is None:
+            use_frames = torch.ones_like(token_lang, dtype=torch.bool)
+        else:
+            utt_lang = lang[:, 0].to(token_lang.device).long()[projector_aux["token_utt"]]  # (N,)
+            use_frames = utt_lang < 0
+            if CODE_SWITCH in self.languages:
+                use_frames |= utt_lang == self.languages.index(CODE_SWITCH)
+            token_lang = torch.where(use_frames, token_lang, utt_lang)
+        return dict(projector_aux, token_lang=token_lang, token_frame_labelled=use_frames & (token_lang >= 0))
+
+    def _ce_in_aux_losses(self, lang: Optional[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
+        """(B,) True for the utterances whose CE a hook's loss contains; the plain CE leaves them out."""
+        covered = torch.zeros(batch, dtype=torch.bool, device=device)
+        for hook in self.aux_losses.values():
+            rows = hook.ce_utterances(lang, batch)
+            if rows is not None:
+                covered |= rows
+        return covered
 
     def _aux_loss(self, inputs: AuxLossInputs, batch: int, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of the auxiliary losses; their values and stats go into ``stats``.

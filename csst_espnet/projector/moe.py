@@ -2,10 +2,17 @@
 
 Encoder frames are downsampled (stack k frames, or a strided conv), then every speech token is
 routed by **one** router over ``num_groups x experts_per_group`` experts (expert ``e = g * n + j``
-is expert j of language group g).  The top-k experts of a token are chosen from the softmax router
-probabilities, their gates are renormalised over the chosen k, and the output is the gate-weighted
-sum of the chosen experts' outputs (2-layer MLPs).  Optionally ``num_layers`` MoE layers are stacked:
-the first maps to the LLM width, the later ones keep the width and add a residual.
+is expert j of language group g).  The top-k experts K_t of a token are chosen from the softmax router
+probabilities pi_t, and the output is the gate-weighted sum of the chosen experts' outputs (2-layer
+MLPs), ``y_t = sum_{e in K_t} w_te E_e(x_t)``, with gates
+
+    k >= 2:  w_te = pi_t(e) / sum_{e' in K_t} pi_t(e')     (renormalised over the chosen k)
+    k  = 1:  w_te = pi_t(e)                                 (Switch Transformer)
+
+Renormalising a single gate would make it 1 whatever the router says, so the router would get no
+gradient from the losses on the output (the translation CE); with k = 1 the gate is the chosen
+expert's probability instead.  Optionally ``num_layers`` MoE layers are stacked: the first maps to
+the LLM width, the later ones keep the width and add a residual.
 
 Dispatch is dropless: token-expert assignments are sorted by expert, every expert runs one matmul on
 its contiguous slice (or a single ``torch._grouped_mm`` over all slices), and the gated results are
@@ -309,10 +316,13 @@ class MoELayer(torch.nn.Module):
         return "sorted"
 
     def route(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (N, in) -> logits (N, E) fp32, expert_index (N, k), gates (N, k) fp32 summing to 1."""
+        """x (N, in) -> logits (N, E) fp32, expert_index (N, k), gates (N, k) fp32 (module docstring):
+        renormalised over the chosen k for k >= 2, the router probability itself for k = 1."""
         logits = self.router(x).float()  # (N, E)
         probs = torch.softmax(logits, dim=-1)  # (N, E)
         top_probs, expert_index = torch.topk(probs, self.top_k, dim=-1)  # (N, k), descending
+        if self.top_k == 1:  # one renormalised gate is always 1: no gradient would reach the router
+            return logits, expert_index, top_probs
         gates = top_probs / top_probs.sum(dim=-1, keepdim=True)  # renormalised over the chosen k
         return logits, expert_index, gates
 
@@ -342,12 +352,13 @@ class MoESpeechProjector(AbsProjector):
     (utterance, position), padding excluded):
         router_logits (L, N, E) fp32   router logits of every layer
         expert_index  (L, N, k) long   chosen experts, top-1 first
-        expert_gates  (L, N, k) fp32   their renormalised gates
+        expert_gates  (L, N, k) fp32   their gates (renormalised for k >= 2, see the module docstring)
         token_utt     (N,) long        utterance (batch row) of each token
         token_pos     (N,) long        position of each token in its utterance (after downsampling)
-    The model may add ``token_lang`` (N,) long (indices into the task's languages, -1 unknown) when
-    frame-level language labels exist (``token_lang_from_frames`` maps frame labels to tokens); the
-    losses then use it instead of the utterance label.
+    The model adds ``token_lang`` (N,) long (indices into the task's languages, -1 unknown) and
+    ``token_frame_labelled`` (N,) bool when the data has frame-level language labels (``lang_ali``;
+    ``token_lang_from_frames`` maps them to tokens, see ``ESPnetCSSTModel._with_frame_languages``);
+    the losses then use it instead of the utterance label.
     """
 
     def __init__(

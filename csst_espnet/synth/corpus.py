@@ -25,7 +25,9 @@ the phone at the frame's centre. Phones carry the language of their run (``zh:on
 ``en:u:``; stress marks dropped), pauses and the added silences are ``sil`` = 0. The
 inventory, ``--out/local/phones.txt`` (``<phone> <id>``), is ``sil`` then the sorted
 union of the phones of all sets, so ids agree across sets (it depends on the preset
-and seed; its size is ``num_phones`` in ``mini_cs_stats.json``).
+and seed; its size is ``num_phones`` in ``mini_cs_stats.json``). The same frames give
+every set a ``lang_ali`` file, ``<utt> code code ...``: the language of each frame's phone
+(``zh``, ``en``), ``-`` for silence.
 """
 
 import hashlib
@@ -169,6 +171,11 @@ def frame_labels(phones: "espeak.Phones", sr: int, num_samples: int) -> List[str
     hop = FS // kaldi_dir.ALI_FRAMES_PER_SECOND
     centres = np.minimum(np.arange(n) * hop + hop // 2, num_samples - 1) * (sr / FS)
     return [phones[i][1] for i in np.searchsorted(starts, centres, side="right") - 1]
+
+
+def frame_language(phone: str) -> str:
+    """The ``lang_ali`` label of a frame's phone: its language (``zh:ong`` -> ``zh``), ``-`` for silence."""
+    return kaldi_dir.UNLABELLED_FRAME if phone == espeak.SILENCE else phone.split(":", 1)[0]
 
 
 def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, str, List[str]]:
@@ -374,6 +381,7 @@ def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamp
     d.utt["utt2dur"] = {u.utt: f"{nsamples[u.utt] / FS:.4f}" for u in utts}
     d.utt["utt2num_samples"] = {u.utt: str(nsamples[u.utt]) for u in utts}
     d.utt[kaldi_dir.PHONE_ALI] = {u.utt: " ".join(str(phone_ids[p]) for p in labels[u.utt]) for u in utts}
+    d.utt[kaldi_dir.LANG_ALI] = {u.utt: " ".join(frame_language(p) for p in labels[u.utt]) for u in utts}
     d.utt["utt2voice"] = {u.utt: _voice_desc(u, j, pair) for u, j in zip(utts, jobs)}
     if any(u.text2 is not None for u in utts):
         d.utt["text.2"] = {u.utt: u.text2 for u in utts}

@@ -35,6 +35,7 @@ from espnet2.utils.types import int_or_none, str2bool, str_or_none
 from csst_espnet.data.collate import PadCollate
 from csst_espnet.encoder.whisper import HFWhisperEncoder
 from csst_espnet.frontend.whisper import WhisperLogMel
+from csst_espnet.llm import text_lm
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
 from csst_espnet.losses.registry import build_aux_losses
 from csst_espnet.models.espnet_model import ESPnetCSSTModel
@@ -185,10 +186,25 @@ class CSSTTask(AbsTask):
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
         if not args.use_preprocessor:
             return None
+        return cls._preprocessor(args)
+
+    @classmethod
+    def _preprocessor(cls, args: argparse.Namespace):
         tokenizer = args.tokenizer or args.llm_conf.get("model_name_or_path")
         if tokenizer is None:
             raise ValueError("set --tokenizer or llm_conf.model_name_or_path")
         return build_preprocessor(tokenizer, args.languages, args.prompt_conf, **args.preprocessor_conf)
+
+    @classmethod
+    def check_text_lm_prompts(cls, args: argparse.Namespace) -> None:
+        """An LLM trained by ``bin/train_text_lm`` (llm_conf.model_name_or_path holds ``train_text_lm.json``)
+        learnt one prompt per task and language: refuse a model whose preprocessor renders others
+        (``text_lm.check_prompts``). ``build_model`` checks, so training, a distill teacher and loading a
+        trained model (decoding, export: its LLM is re-read from that directory) all do."""
+        llm_dir = (args.llm_conf or {}).get("model_name_or_path")
+        if llm_dir and text_lm.is_text_lm(llm_dir):
+            template = cls._preprocessor(args).template
+            text_lm.check_prompts(llm_dir, template, args.prompt_conf, args.languages)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
@@ -196,11 +212,12 @@ class CSSTTask(AbsTask):
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        return ("lang", "task", "src_text", "phone_ali")
+        return ("lang", "task", "src_text", "phone_ali", "lang_ali")
 
     @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+        cls.check_text_lm_prompts(args)
         if args.frontend is not None:
             frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
             input_size = frontend.output_size()

@@ -1,15 +1,18 @@
 """Turns one utterance's raw data (ESPnet dataset output) into model inputs.
 
 In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings,
-``src_text`` (source transcript) and ``phone_ali`` (frame phone ids, passed on as int64). Out: ``speech``
-float32, ``text`` target token ids ending in EOS, ``src_text`` transcript token ids (no EOS), ``prompt``
-token ids rendered by :class:`PromptTemplate`, ``lang`` and ``task`` as one-element id arrays.
+``src_text`` (source transcript), ``phone_ali`` (frame phone ids, passed on as int64) and ``lang_ali``
+(a language code per 10 ms frame, ``-`` unlabelled). Out: ``speech`` float32, ``text`` target token
+ids ending in EOS, ``src_text`` transcript token ids (no EOS), ``prompt`` token ids rendered by
+:class:`PromptTemplate`, ``lang`` and ``task`` as one-element id arrays, ``lang_ali`` as indices
+into ``languages`` (-1 unlabelled).
 """
 
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from csst_espnet.data.kaldi_dir import CODE_SWITCH, UNLABELLED_FRAME
 from csst_espnet.text.prompt import TASKS, PromptTemplate
 
 
@@ -61,12 +64,30 @@ class CSSTPreprocessor:
             out["text"] = np.asarray(self.template.target_ids(text), dtype=np.int64)
         if "phone_ali" in data:  # frame phone ids (text_int), for the frame_phone loss
             out["phone_ali"] = np.asarray(data["phone_ali"], dtype=np.int64)
+        if "lang_ali" in data:  # frame language codes (text), for the routing losses
+            out["lang_ali"] = self._frame_languages(uid, data["lang_ali"])
         if "src_text" in data:  # the source transcript, for the src_ctc loss
             src_text = data["src_text"].strip()
             if not src_text:
                 raise ValueError(f"utterance '{uid}': empty src_text (source transcript)")
             out["src_text"] = np.asarray(self.template.text_ids(src_text), dtype=np.int64)
         return out
+
+    def _frame_languages(self, uid: str, codes: str) -> np.ndarray:
+        """``lang_ali`` codes -> indices into ``languages``; ``-`` (unlabelled) -> -1."""
+        ids = {name: i for i, name in enumerate(self.languages) if name != CODE_SWITCH}
+        ids[UNLABELLED_FRAME] = -1
+        out = []
+        for j, code in enumerate(str(codes).split()):
+            if code not in ids:
+                raise ValueError(
+                    f"utterance '{uid}': lang_ali frame {j} has language code '{code}', not one of "
+                    f"{[name for name in ids if name != UNLABELLED_FRAME]} or '{UNLABELLED_FRAME}' (unlabelled)"
+                )
+            out.append(ids[code])
+        if not out:
+            raise ValueError(f"utterance '{uid}': empty lang_ali")
+        return np.asarray(out, dtype=np.int64)
 
     @staticmethod
     def _label(uid: str, data: Dict, name: str, default: str, allowed: Sequence[str]) -> str:

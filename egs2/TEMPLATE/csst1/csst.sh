@@ -78,6 +78,9 @@ phase3_tag=
 phase1_init_param=    # initial model of phase 1 (phases 2 and 3 start from the previous phase)
 train_args=           # more csst_train options for every phase
 use_phone_ali=true    # pass <dir>/phone_ali (phone ids per 10 ms frame) to training when every utterance has one
+use_lang_ali=true     # pass <dir>/lang_ali (language code per 10 ms frame, '-' none) to training when every
+                      # utterance has one: it labels the speech tokens of code-switched utterances for the
+                      # routing losses (monolingual utterances keep their utt2lang label)
 use_src_text=true     # pass <dir>/src_text (source transcript) to training when every utterance has one
 phase1_args=
 phase2_args=
@@ -119,7 +122,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
-  --use_phone_ali true|false, --use_src_text true|false,
+  --use_phone_ali true|false, --use_lang_ali true|false, --use_src_text true|false,
   --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
@@ -236,6 +239,11 @@ data_args() {  # data_args train|valid DIR: the data options of csst_train
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2lang,lang,text"
     echo "--${mode}_data_path_and_name_and_type ${dir}/utt2task,task,text"
 }
+frame_alignments() {  # frame_alignments DIR: the alignment files (one label per 10 ms frame) of DIR, comma separated
+    local _a _out=
+    for _a in phone_ali lang_ali; do [ -f "$1/${_a}" ] && _out+="${_out:+, }${_a}"; done
+    echo "${_out}"
+}
 has_column() {  # has_column DIR FILE: whether DIR/FILE has an entry for every utterance of DIR/wav.scp
     [ -f "$1/$2" ] && cmp -s <(cut -d ' ' -f 1 "$1/wav.scp") <(cut -d ' ' -f 1 "$1/$2")
 }
@@ -263,7 +271,7 @@ if run_stage 2; then
     if [ -n "${speed_perturb_factors}" ]; then
         stage_begin 2 "Speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
         for _s in ${speed_perturb_sets:-${all_train_sets}}; do
-            _ali=; if [ -f "data/${_s}/phone_ali" ]; then _ali=", phone_ali stretched to the new durations"; fi
+            _ali=$(frame_alignments "data/${_s}"); [ -z "${_ali}" ] || _ali=", ${_ali} stretched to the new durations"
             log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav${_ali})"
             # shellcheck disable=SC2086
             ${python} -m csst_espnet.bin.speed_perturb --nj "${nj}" --factors "${speed_perturb_factors// /,}" \
@@ -290,7 +298,7 @@ if run_stage 3; then
     for _s in ${all_sets}; do
         _src=data/$(sp_name "${_s}")
         _dst=${data_feats}/$(sp_name "${_s}")
-        _ali=; if [ -f "${_src}/phone_ali" ]; then _ali=", phone_ali carried"; fi
+        _ali=$(frame_alignments "${_src}"); [ -z "${_ali}" ] || _ali=", ${_ali} carried"
         log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data${_ali})"
         ${python} -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
         write_resume "${_dst}" 3
@@ -299,7 +307,7 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-    _checks="${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}, phone_ali frame counts"
+    _checks="${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}, phone_ali/lang_ali frames"
     stage_begin 4 "Filtering and validation: ${_checks}"
     _failed=()
     for _s in ${all_sets}; do
@@ -470,11 +478,12 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
         _opts+="--multiprocessing_distributed true --num_nodes ${num_nodes} "
     fi
-    # optional columns for the auxiliary losses: phone_ali (frame_phone), src_text (src_ctc)
+    # optional columns for the auxiliary losses: phone_ali (frame_phone), lang_ali (routing losses), src_text (src_ctc)
     local _extra="" _m _d _col _type _what _use
-    for _col in phone_ali src_text; do
+    for _col in phone_ali lang_ali src_text; do
         case "${_col}" in
             phone_ali) _use=${use_phone_ali} _type=text_int _what="frame phone ids" ;;
+            lang_ali) _use=${use_lang_ali} _type=text _what="frame languages" ;;
             src_text) _use=${use_src_text} _type=text _what="source transcripts" ;;
         esac
         if ! "${_use}"; then

@@ -4,7 +4,7 @@
 #   data/{train_asr_zh,train_asr_en,train_st_zh,train_cs,dev,test_cs,test_mono}
 #   data/lm_text/{zh.txt,en.txt,zh2en.tsv}    data/local/mini_cs_stats.json
 # Every set has phone_ali (a phone id per 10 ms frame, from eSpeak's phoneme events); the ids
-# are those of data/local/phones.txt.
+# are those of data/local/phones.txt. lang_ali has the language of the same frames (zh, en, - silence).
 # Audio goes to ${wav_dir}. Same seed -> identical text and byte-identical audio.
 #
 # Usage: local/data.sh [--preset tiny|demo] [--seed N] [--nj N] [--out DIR] [--wav_dir DIR]
