@@ -47,26 +47,64 @@ from csst_espnet.synth import espeak
 from csst_espnet.synth.pairs import LanguagePair, Segments, Sentence, get_pair
 
 FS = 16000
-TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3")
-TEST_VARIANTS = ("m6", "m7", "f4", "f5")  # held out: only in test_cs / test_mono
 CS = "cs"  # utt2lang of code-switched speech
 
-# (set, utterance-id tag); {source}/{target}: the pair's language codes. Ids are unique over the corpus.
-_SETS = (("train_asr_{source}", "asr{source}"), ("train_asr_{target}", "asr{target}"),
-         ("train_st_{source}", "st{source}"), ("train_cs", "cs"), ("dev", "dev"),
-         ("test_cs", "tcs"), ("test_mono", "tmono"))
-TEST_SETS = ("test_cs", "test_mono")
+# eSpeak NG voice variants come in families (the variant's name without its trailing number, in
+# lower case: m1..m8 -> "m", klatt..klatt6 -> "klatt"). Whole families are held out: the unseen
+# test sets speak with TEST_FAMILIES, dev_unseen with DEV_FAMILIES, and neither is ever heard in
+# training, dev or the clean test sets; every other variant (DEV/TEST: none of them) is a training voice.
+TEST_FAMILIES = ("iven", "steph", "edward", "andy", "annie", "belinda", "grandpa", "pablo", "zac", "travis")
+DEV_FAMILIES = ("gene", "ricishaymax", "linda", "caleb", "quincy", "michel")
+# sentences per utterance: probabilities of 1, 2, 3 (every set; utterances of about 1.5 to 12 s)
+SENTENCES_PER_UTT = (0.6, 0.3, 0.1)
+SPEAKER_PITCH = (20, 80)  # eSpeak pitch 0..100, drawn per speaker
+SPEAKER_RATE = (0.85, 1.2)  # scale of the language's speaking rate, drawn per speaker
+SWITCH_SHARE = (0.15, 1.0)  # share of a CS sentence's term slots said in the target language, per utterance
+
+# (set, utterance-id tag, speaker group); {source}/{target}: the pair's language codes. Ids are unique
+# over the corpus. Speaker groups: train (training voices), test (new speakers, training voice
+# families), dev_unseen / test_unseen (held-out voice families). An ``_unseen`` set has the
+# sentences and renditions of the set it is named after, spoken by its own speakers.
+_SETS = (("train_asr_{source}", "asr{source}", "train"), ("train_asr_{target}", "asr{target}", "train"),
+         ("train_st_{source}", "st{source}", "train"), ("train_cs", "cs", "train"), ("dev", "dev", "train"),
+         ("dev_unseen", "devu", "dev_unseen"), ("test_cs", "tcs", "test"), ("test_mono", "tmono", "test"),
+         ("test_cs_unseen", "tcsu", "test_unseen"), ("test_mono_unseen", "tmonou", "test_unseen"))
+TEST_SETS = ("test_cs", "test_mono", "test_cs_unseen", "test_mono_unseen")
+UNSEEN_OF = {"dev_unseen": "dev", "test_cs_unseen": "test_cs", "test_mono_unseen": "test_mono"}
 
 PRESETS: Dict[str, Dict[str, int]] = {
     # a few utterances per set, for tests and CI (seconds to make)
     "tiny": {"train_asr_{source}": 6, "train_asr_{target}": 6, "train_st_{source}": 6, "train_cs": 3,
              "dev": 4, "test_cs": 3, "test_mono": 3, "lm_extra": 30, "train_speakers": 4,
              "test_speakers": 2},
-    # sized for the whole recipe on 2 CPU cores in about ten minutes
-    "demo": {"train_asr_{source}": 600, "train_asr_{target}": 600, "train_st_{source}": 600,
-             "train_cs": 180, "dev": 120, "test_cs": 150, "test_mono": 150, "lm_extra": 1500,
-             "train_speakers": 16, "test_speakers": 8},
+    # sized for the whole recipe on 2 CPU cores (README: what it costs)
+    "demo": {"train_asr_{source}": 420, "train_asr_{target}": 420, "train_st_{source}": 420,
+             "train_cs": 150, "dev": 100, "test_cs": 120, "test_mono": 120, "lm_extra": 1500,
+             "train_speakers": 48, "test_speakers": 8},
 }
+
+
+def voice_families(variants: Sequence[str]) -> Dict[str, List[str]]:
+    """Variants by family (see :data:`TEST_FAMILIES`); names with spaces are left out."""
+    out: Dict[str, List[str]] = {}
+    for v in sorted(variants):
+        if " " not in v:
+            out.setdefault(v.rstrip("0123456789").lower(), []).append(v)
+    return out
+
+
+def voice_groups(variants: Sequence[str]) -> Dict[str, List[str]]:
+    """The variants of each speaker group: ``train`` (also ``test``), ``dev_unseen``, ``test_unseen``."""
+    families = voice_families(variants)
+    missing = [f for f in TEST_FAMILIES + DEV_FAMILIES if f not in families]
+    if missing:
+        raise ValueError(f"eSpeak NG has no voice variants of the families {missing}")
+    held = set(TEST_FAMILIES + DEV_FAMILIES)
+    train = [v for f, vs in families.items() if f not in held for v in vs]
+    groups = {"train": train, "test": train,
+              "dev_unseen": [v for f in DEV_FAMILIES for v in families[f]],
+              "test_unseen": [v for f in TEST_FAMILIES for v in families[f]]}
+    return groups
 
 
 def _fill(template: str, pair: LanguagePair) -> str:
@@ -75,7 +113,7 @@ def _fill(template: str, pair: LanguagePair) -> str:
 
 def set_names(pair: LanguagePair) -> List[str]:
     """The sets, in the order they are made (zh-en: train_asr_zh, train_asr_en, train_st_zh, ...)."""
-    return [_fill(name, pair) for name, _ in _SETS]
+    return [_fill(name, pair) for name, _, _ in _SETS]
 
 
 def preset_sizes(preset: str, pair: LanguagePair) -> Dict[str, int]:
@@ -96,22 +134,28 @@ class Speaker:
 
     def record(self, pair: LanguagePair) -> Dict:
         """As ``mini_cs_stats.json`` lists it: the voice only of the languages that offer a choice."""
-        chosen = {f"{lang}_voice": v for lang, v in self.voices if len(pair.language(lang).voices) > 1}
+        chosen = {f"{lang}_voice": v for lang, v in self.voices
+                  if len(pair.language(lang).voices + pair.language(lang).unseen_voices) > 1}
         return {"spk": self.spk, "variant": self.variant, **chosen, "pitch": self.pitch,
                 "rate_scale": self.rate_scale}
 
 
-def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], pair: LanguagePair) -> List[Speaker]:
+def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], pair: LanguagePair,
+                  unseen: bool = False) -> List[Speaker]:
+    """``n`` speakers, each a variant of ``variants`` (in a shuffled order, all used before one
+    repeats), a voice per language (``unseen``: the held-out accents too), pitch and rate."""
+    order = list(variants)
+    random.Random(f"variants:{seed}:{prefix}").shuffle(order)
     out = []
     for i in range(n):
         rng = random.Random(f"spk:{seed}:{prefix}:{i}")
         out.append(Speaker(
             spk=f"{prefix}{i + 1:02d}",
-            variant=variants[i % len(variants)],
-            voices=tuple((lang.code, lang.voices[(i + i // len(variants)) % len(lang.voices)])
+            variant=order[i % len(order)],
+            voices=tuple((lang.code, rng.choice(lang.voices + (lang.unseen_voices if unseen else ())))
                          for lang in (pair.source, pair.target)),
-            pitch=rng.randint(30, 70),
-            rate_scale=round(rng.uniform(0.9, 1.12), 3),
+            pitch=rng.randint(*SPEAKER_PITCH),
+            rate_scale=round(rng.uniform(*SPEAKER_RATE), 3),
         ))
     return out
 
@@ -123,19 +167,19 @@ class Utt:
     set: str
     lang: str  # source, target or CS code (of the speech)
     task: str  # asr, st
-    segments: Segments  # as spoken
+    sentences: List[Segments]  # as spoken: the language runs of each sentence
     text: str
     src_text: str
     text2: Optional[str]
     seed: int
-    key: str
+    keys: Tuple[str, ...]  # of its sentences
 
 
 @dataclass
 class SynthJob:
     utt: str
     path: str
-    segments: Segments
+    sentences: List[Segments]
     voices: Dict[str, Tuple[str, int]]  # language code -> (eSpeak voice, rate)
     pitch: int
     seed: int
@@ -187,14 +231,16 @@ def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, s
     pieces: List[np.ndarray] = []
     phones: espeak.Phones = []  # over the concatenated runs, at the engine's rate
     pos = 0
-    for k, (text, lang) in enumerate(job.segments):
+    runs = [(text, lang, i) for i, segments in enumerate(job.sentences) for text, lang in segments]
+    for k, (text, lang, sentence) in enumerate(runs):
         voice, rate = job.voices[lang]
         x, run_phones = engine.synth_phones(text, voice, rate=rate, pitch=job.pitch, seed=job.seed + k)
         a, b = _trim_bounds(x, sr)
         if b == a:
             raise espeak.ESpeakError(f"{job.utt}: no audio for {text!r} ({lang})")
-        if pieces:  # short pause at a language switch
-            pieces.append(np.zeros(int(rng.uniform(0.03, 0.09) * sr), dtype=np.int16))
+        if pieces:  # a short pause at a language switch, a longer one between sentences
+            pause = (0.2, 0.45) if sentence != runs[k - 1][2] else (0.03, 0.09)
+            pieces.append(np.zeros(int(rng.uniform(*pause) * sr), dtype=np.int16))
             phones.append((pos, espeak.SILENCE))
             pos += len(pieces[-1])
         pieces.append(x[a:b])
@@ -226,82 +272,123 @@ def plan_corpus(
     """
     src, tgt = pair.source.code, pair.target.code
     asr_src, asr_tgt, st_src = set_names(pair)[:3]
-    tags = dict(zip(set_names(pair), (_fill(tag, pair) for _, tag in _SETS)))
+    tags = dict(zip(set_names(pair), (_fill(tag, pair) for _, tag, _ in _SETS)))
     pool = pair.sentences(seed)
-    switchable = [s for s in pool if s.can_switch]
-    held: Dict[str, List[Sentence]] = {}
     used_keys = set()
 
-    def take(n: int, need_switch: bool) -> List[Sentence]:
+    def lengths(name: str, n: int) -> List[int]:
+        """Sentences in each of the ``n`` utterances of set ``name``."""
+        rng = random.Random(f"lengths:{seed}:{name}")
+        return rng.choices(range(1, len(SENTENCES_PER_UTT) + 1), weights=SENTENCES_PER_UTT, k=n)
+
+    def grouped(sents: Sequence[Sentence], ks: Sequence[int]) -> List[List[Sentence]]:
+        out, i = [], 0
+        for k in ks:
+            out.append(list(sents[i : i + k]))
+            i += k
+        return out
+
+    def take(name: str, n: int, need_switch: bool) -> List[List[Sentence]]:
+        """Held-out sentences for ``n`` utterances, never used again."""
+        ks = lengths(name, n)
         out = []
         for s in pool:
-            if len(out) == n:
+            if len(out) == sum(ks):
                 break
             if s.key in used_keys or (need_switch and not s.can_switch):
                 continue
             out.append(s)
             used_keys.add(s.key)
-        if len(out) < n:
-            raise ValueError(f"the sentence grammar is too small for {n} more held-out sentences")
-        return out
+        if len(out) < sum(ks):
+            raise ValueError(f"the sentence grammar is too small for {sum(ks)} more held-out sentences")
+        return grouped(out, ks)
 
-    held["test_cs"] = take(sizes["test_cs"], True)
-    held["test_mono"] = take(sizes["test_mono"], False)
+    held = {"test_cs": take("test_cs", sizes["test_cs"], True),
+            "test_mono": take("test_mono", sizes["test_mono"], False)}
     n_dev_cs = sizes["dev"] // 2
-    held["dev_cs"] = take(n_dev_cs, True)
-    held["dev_mono"] = take(sizes["dev"] - n_dev_cs, False)
+    held["dev_cs"] = take("dev_cs", n_dev_cs, True)
+    held["dev_mono"] = take("dev_mono", sizes["dev"] - n_dev_cs, False)
     train_pool = [s for s in pool if s.key not in used_keys]
     train_switchable = [s for s in train_pool if s.can_switch]
-    assert switchable
 
-    train_spk = make_speakers(seed, sizes["train_speakers"], "tr", TRAIN_VARIANTS, pair)
-    test_spk = make_speakers(seed, sizes["test_speakers"], "te", TEST_VARIANTS, pair)
+    variants = voice_groups(espeak.voice_variants())
+    speakers = {
+        "train": make_speakers(seed, sizes["train_speakers"], "tr", variants["train"], pair),
+        "test": make_speakers(seed, sizes["test_speakers"], "te", variants["test"], pair),
+        "dev_unseen": make_speakers(seed, sizes["test_speakers"], "du", variants["dev_unseen"], pair, unseen=True),
+        "test_unseen": make_speakers(seed, sizes["test_speakers"], "tu", variants["test_unseen"], pair, unseen=True),
+    }
+    group_of = {_fill(name, pair): group for name, _, group in _SETS}
 
     sets: Dict[str, List[Utt]] = {}
     used_train: set = set()
 
-    def draw(name: str, n: int, need_switch: bool) -> List[Sentence]:
+    def draw(name: str, n: int, need_switch: bool) -> List[List[Sentence]]:
         candidates = train_switchable if need_switch else train_pool
-        if n > len(candidates):
-            raise ValueError(f"{name}: {n} utterances asked, the grammar has {len(candidates)} training sentences")
+        ks = lengths(name, n)
+        if sum(ks) > len(candidates):
+            raise ValueError(f"{name}: {sum(ks)} sentences asked, the grammar has {len(candidates)} training sentences")
         rng = random.Random(f"draw:{seed}:{name}")
-        chosen = rng.sample(candidates, n)
+        chosen = rng.sample(candidates, sum(ks))
         used_train.update(s.key for s in chosen)
-        return chosen
+        return grouped(chosen, ks)
 
-    def build(name: str, sents: Sequence[Tuple[Sentence, str, str]], speakers: List[Speaker]) -> List[Utt]:
-        """sents: (sentence, speech kind: source code, target code or CS, task)."""
+    def rendition(group: List[Sentence], kind: str, rng: random.Random) -> List[Segments]:
+        """The language runs of each sentence: all source, all target, or code-switched (each
+        sentence of a CS utterance switches terms, or, with several sentences, is said wholly in
+        one language; at least one switches)."""
+        if kind in (src, tgt):
+            return [[(s.source if kind == src else s.target, kind)] for s in group]
+        p_switch = rng.uniform(*SWITCH_SHARE)
+        out = []
+        for s in group:
+            r = rng.random() if len(group) > 1 else 1.0
+            out.append([(s.source, src)] if r < 0.15 else [(s.target, tgt)] if r < 0.3
+                       else s.cs_segments(rng, p_switch=p_switch))
+        if all(len(segs) == 1 for segs in out):
+            out[0] = group[0].cs_segments(rng, p_switch=p_switch)
+        return out
+
+    def build(name: str, groups: Sequence[Tuple[List[Sentence], str, str]]) -> List[Utt]:
+        """groups: (sentences, speech kind: source code, target code or CS, task)."""
+        spk_list = speakers[group_of[name]]
         utts = []
-        for i, (s, kind, task) in enumerate(sents):
+        for i, (group, kind, task) in enumerate(groups):
             rng = random.Random(f"utt:{seed}:{name}:{i}")
-            spk = speakers[rng.randrange(len(speakers))]
-            if kind == src:
-                segs = [(s.source, src)]
-                text_src = s.source
-            elif kind == tgt:
-                segs = [(s.target, tgt)]
-                text_src = s.target
-            else:
-                segs = s.cs_segments(rng)
-                text_src = pair.join_segments(segs)
-            text = text_src if task == "asr" else s.target
+            spk = spk_list[rng.randrange(len(spk_list))]
+            runs = rendition(group, kind, rng)
+            text_src = " ".join(pair.join_segments(segs) for segs in runs)
             utts.append(Utt(
                 utt=f"{spk.spk}-{tags[name]}{i:05d}", spk=spk, set=name, lang=kind, task=task,
-                segments=segs, text=text, src_text=text_src,
-                text2=(s.target_alt if name in TEST_SETS else None),
-                seed=_int_seed(seed, name, i), key=s.key,
+                sentences=runs, text=text_src if task == "asr" else " ".join(s.target for s in group),
+                src_text=text_src,
+                text2=" ".join(s.target_alt for s in group) if name in TEST_SETS else None,
+                seed=_int_seed(seed, name, i), keys=tuple(s.key for s in group),
             ))
         return utts
 
-    sets[asr_src] = build(asr_src, [(s, src, "asr") for s in draw(asr_src, sizes[asr_src], False)], train_spk)
-    sets[asr_tgt] = build(asr_tgt, [(s, tgt, "asr") for s in draw(asr_tgt, sizes[asr_tgt], False)], train_spk)
-    sets[st_src] = build(st_src, [(s, src, "st") for s in draw(st_src, sizes[st_src], False)], train_spk)
-    sets["train_cs"] = build("train_cs", [(s, CS, "st") for s in draw("train_cs", sizes["train_cs"], True)], train_spk)
-    dev = [(s, src, "st") for s in held["dev_mono"]] + [(s, CS, "st") for s in held["dev_cs"]]
+    def unseen(name: str, base: List[Utt]) -> List[Utt]:
+        """The utterances of ``base`` (same runs, same synthesis seed) by the speakers of ``name``."""
+        spk_list = speakers[group_of[name]]
+        out = []
+        for i, u in enumerate(base):
+            spk = spk_list[random.Random(f"utt:{seed}:{name}:{i}").randrange(len(spk_list))]
+            out.append(Utt(utt=f"{spk.spk}-{tags[name]}{i:05d}", spk=spk, set=name, lang=u.lang, task=u.task,
+                           sentences=u.sentences, text=u.text, src_text=u.src_text, text2=u.text2,
+                           seed=u.seed, keys=u.keys))
+        return out
+
+    sets[asr_src] = build(asr_src, [(g, src, "asr") for g in draw(asr_src, sizes[asr_src], False)])
+    sets[asr_tgt] = build(asr_tgt, [(g, tgt, "asr") for g in draw(asr_tgt, sizes[asr_tgt], False)])
+    sets[st_src] = build(st_src, [(g, src, "st") for g in draw(st_src, sizes[st_src], False)])
+    sets["train_cs"] = build("train_cs", [(g, CS, "st") for g in draw("train_cs", sizes["train_cs"], True)])
+    dev = [(g, src, "st") for g in held["dev_mono"]] + [(g, CS, "st") for g in held["dev_cs"]]
     random.Random(f"dev:{seed}").shuffle(dev)
-    sets["dev"] = build("dev", dev, train_spk)
-    sets["test_cs"] = build("test_cs", [(s, CS, "st") for s in held["test_cs"]], test_spk)
-    sets["test_mono"] = build("test_mono", [(s, src, "st") for s in held["test_mono"]], test_spk)
+    sets["dev"] = build("dev", dev)
+    sets["test_cs"] = build("test_cs", [(g, CS, "st") for g in held["test_cs"]])
+    sets["test_mono"] = build("test_mono", [(g, src, "st") for g in held["test_mono"]])
+    for name, base in UNSEEN_OF.items():
+        sets[name] = unseen(name, sets[base])
 
     # ---- LM text: training sentences plus extra ones, never a dev/test sentence
     src_lines: List[str] = []
@@ -327,8 +414,8 @@ def plan_corpus(
         "sentences_in_grammar": len(pool),
         "held_out_sentences": len(used_keys),
         "lm_extra_sentences": len(extra),
-        "train_speakers": [s.record(pair) for s in train_spk],
-        "test_speakers": [s.record(pair) for s in test_spk],
+        "speakers": {group: [s.record(pair) for s in spk] for group, spk in speakers.items()},
+        "voice_families": {"dev_unseen": list(DEV_FAMILIES), "test_unseen": list(TEST_FAMILIES)},
     }
     return sets, lm, info
 
@@ -349,7 +436,7 @@ def synth_jobs(utts: Sequence[Utt], wav_dir: str, pair: LanguagePair) -> List[Sy
         rng = random.Random(f"rate:{u.seed}")
         jitter = rng.uniform(0.94, 1.06)
         jobs.append(SynthJob(
-            utt=u.utt, path=os.path.join(wav_dir, u.set, f"{u.utt}.wav"), segments=u.segments,
+            utt=u.utt, path=os.path.join(wav_dir, u.set, f"{u.utt}.wav"), sentences=u.sentences,
             voices={lang.code: (u.spk.voice(lang.code), int(round(lang.rate * u.spk.rate_scale * jitter)))
                     for lang in (pair.source, pair.target)},
             pitch=max(0, min(100, u.spk.pitch + rng.randint(-4, 4))), seed=u.seed,
@@ -468,8 +555,7 @@ def generate(
     stats["total_utterances"] = len(all_jobs)
     stats["total_hours"] = round(sum(nsamples.values()) / FS / 3600, 4)
     stats["audio_md5"] = hashlib.md5("".join(f"{k}{md5[k]}" for k in sorted(md5, key=sort_key)).encode()).hexdigest()
-    stats.update({k: v for k, v in info.items() if not k.endswith("speakers")})
-    stats["speakers"] = {"train": info["train_speakers"], "test": info["test_speakers"]}
+    stats.update(info)
     stats["num_phones"] = len(phone_ids)
     os.makedirs(os.path.join(out, "local"), exist_ok=True)
     with open(os.path.join(out, "local", "phones.txt"), "w", encoding="utf-8") as f:

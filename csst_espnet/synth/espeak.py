@@ -314,3 +314,11 @@ def is_available() -> bool:
     except ESpeakError:
         return False
     return os.path.exists(lib) and os.path.isdir(data)
+
+
+def voice_variants() -> List[str]:
+    """The names of the voice variants (``voice+VARIANT``) that eSpeak NG's data directory offers."""
+    variant_dir = os.path.join(library_paths()[1], "voices", "!v")
+    if not os.path.isdir(variant_dir):
+        raise ESpeakError(f"eSpeak NG data has no voice variants directory {variant_dir}")
+    return sorted(os.listdir(variant_dir))

@@ -307,7 +307,8 @@ def corpus_sentences(seed: int) -> List[Sentence]:
 PAIR = LanguagePair(
     name="zh-en",
     source=Language("zh", voices=("cmn",), rate=205),
-    target=Language("en", voices=("en-us", "en"), rate=185),
+    target=Language("en", voices=("en-us", "en", "en-us-nyc", "en-gb-x-rp"), rate=185,
+                    unseen_voices=("en-gb-scotland", "en-029")),
     sentences=corpus_sentences,
     join_segments=join_segments,
 )

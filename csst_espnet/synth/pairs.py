@@ -22,8 +22,9 @@ Segments = List[Tuple[str, str]]
 @dataclass(frozen=True)
 class Language:
     code: str  # utt2lang value, phone prefix (``zh:ong``), part of set and LM-text names
-    voices: Tuple[str, ...]  # eSpeak voices without variant; speaker i gets one (see corpus.make_speakers)
+    voices: Tuple[str, ...]  # eSpeak voices without variant; a speaker gets one (see corpus.make_speakers)
     rate: int  # eSpeak words-per-minute setting, scaled per speaker and utterance
+    unseen_voices: Tuple[str, ...] = ()  # accents only the speakers of the held-out voice families use
 
 
 class Sentence(Protocol):
@@ -49,8 +50,9 @@ class Sentence(Protocol):
     def can_switch(self) -> bool:
         """Whether :meth:`cs_segments` can be called."""
 
-    def cs_segments(self, rng: random.Random) -> Segments:
-        """A code-switched rendition drawn with ``rng``, with runs of both languages."""
+    def cs_segments(self, rng: random.Random, p_switch: float = 0.6) -> Segments:
+        """A code-switched rendition drawn with ``rng``, with runs of both languages: each
+        switchable term in the target language with probability ``p_switch``, at least one."""
 
 
 @dataclass(frozen=True)

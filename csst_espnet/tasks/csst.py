@@ -171,6 +171,14 @@ class CSSTTask(AbsTask):
             default=dict(default_task="st", default_lang="cs"),
             help="Task and language of utterances whose data lack utt2task / utt2lang",
         )
+        group.add_argument(
+            "--augment_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="On-the-fly augmentation of the training speech (csst_espnet.data.augment.Augmenter "
+            "options: prob, noise_prob, snr, babble_share, telephone_prob, reverb_prob, rt60, ...); "
+            "empty: none. Never applied to validation data.",
+        )
 
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -186,14 +194,16 @@ class CSSTTask(AbsTask):
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
         if not args.use_preprocessor:
             return None
-        return cls._preprocessor(args)
+        return cls._preprocessor(args, augment=train)
 
     @classmethod
-    def _preprocessor(cls, args: argparse.Namespace):
+    def _preprocessor(cls, args: argparse.Namespace, augment: bool = False):
         tokenizer = args.tokenizer or args.llm_conf.get("model_name_or_path")
         if tokenizer is None:
             raise ValueError("set --tokenizer or llm_conf.model_name_or_path")
-        return build_preprocessor(tokenizer, args.languages, args.prompt_conf, **args.preprocessor_conf)
+        augment_conf = getattr(args, "augment_conf", None) if augment else None
+        return build_preprocessor(tokenizer, args.languages, args.prompt_conf, augment_conf=augment_conf,
+                                  **args.preprocessor_conf)
 
     @classmethod
     def check_text_lm_prompts(cls, args: argparse.Namespace) -> None:

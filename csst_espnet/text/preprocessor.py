@@ -8,10 +8,11 @@ ids ending in EOS, ``src_text`` transcript token ids (no EOS), ``prompt`` token 
 into ``languages`` (-1 unlabelled).
 """
 
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from csst_espnet.data.augment import Augmenter
 from csst_espnet.data.kaldi_dir import CODE_SWITCH, UNLABELLED_FRAME
 from csst_espnet.text.prompt import TASKS, PromptTemplate
 
@@ -24,6 +25,7 @@ class CSSTPreprocessor:
         languages: language codes; a ``lang`` label is stored as its index here.
         default_task: task used when the data has no ``task`` column.
         default_lang: language used when the data has no ``lang`` column.
+        augment: applied to the speech of every utterance (training only; see :class:`Augmenter`).
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class CSSTPreprocessor:
         languages: Sequence[str],
         default_task: str = "st",
         default_lang: str = "cs",
+        augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     ):
         if default_task not in TASKS:
             raise ValueError(f"default_task '{default_task}' is not one of {TASKS}")
@@ -41,6 +44,7 @@ class CSSTPreprocessor:
         self.languages = tuple(languages)
         self.default_task = default_task
         self.default_lang = default_lang
+        self.augment = augment
 
     def __call__(self, uid: str, data: Dict) -> Dict[str, np.ndarray]:
         lang = self._label(uid, data, "lang", self.default_lang, self.languages)
@@ -57,6 +61,8 @@ class CSSTPreprocessor:
             if speech.size == 0:
                 raise ValueError(f"utterance '{uid}': empty audio")
             out["speech"] = speech.astype(np.float32)
+            if self.augment is not None:
+                out["speech"] = self.augment(out["speech"])
         if "text" in data:
             text = data["text"].strip()
             if not text:
@@ -104,10 +110,14 @@ def build_preprocessor(
     prompt_conf: Optional[Dict] = None,
     default_task: str = "st",
     default_lang: str = "cs",
+    augment_conf: Optional[Dict] = None,
 ) -> CSSTPreprocessor:
-    """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor."""
+    """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor; ``augment_conf``:
+    the options of an :class:`Augmenter` applied to the speech (none without it)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     template = PromptTemplate(tokenizer, **(prompt_conf or {}))
-    return CSSTPreprocessor(template, languages, default_task=default_task, default_lang=default_lang)
+    augment = Augmenter(**augment_conf) if augment_conf else None
+    return CSSTPreprocessor(template, languages, default_task=default_task, default_lang=default_lang,
+                            augment=augment)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 1 of mini_cs: synthesise the Mandarin-English code-switch lecture corpus with
 # eSpeak NG (espeakng-loader wheel, offline) and write Kaldi-style data directories:
-#   data/{train_asr_zh,train_asr_en,train_st_zh,train_cs,dev,test_cs,test_mono}
+#   data/{train_asr_zh,train_asr_en,train_st_zh,train_cs,dev,dev_unseen,test_cs,test_mono,
+#        test_cs_unseen,test_mono_unseen}  (_unseen: the same utterances by held-out voice families)
 #   data/lm_text/{zh.txt,en.txt,zh2en.tsv}    data/local/mini_cs_stats.json
 # Every set has phone_ali (a phone id per 10 ms frame, from eSpeak's phoneme events); the ids
 # are those of data/local/phones.txt. lang_ali has the language of the same frames (zh, en, - silence).
@@ -49,7 +50,7 @@ ${python} -m csst_espnet.bin.synth_corpus --out "${out}" --seed "${seed}" --pres
     --nj "${nj}" --wav_dir "${wav_dir}"
 
 sets=()
-for x in train_asr_zh train_asr_en train_st_zh train_cs dev test_cs test_mono; do
+for x in train_asr_zh train_asr_en train_st_zh train_cs dev dev_unseen test_cs test_mono test_cs_unseen test_mono_unseen; do
     sets+=("${out}/${x}")
 done
 ${python} -m csst_espnet.bin.data_dir validate "${sets[@]}" --languages zh,en,cs --fs 16000 >/dev/null
