@@ -18,6 +18,7 @@ install_requires = [
     "espeakng-loader==0.2.4",
     "tensorboard==2.21.0",
     "scipy==1.17.1",
+    "pyroomacoustics==0.10.1",
 ]
 
 setup(

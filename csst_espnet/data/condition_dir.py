@@ -3,8 +3,9 @@
     condition_dir("data/test_cs", "data/test_cs_snr10", "snr10")
 
 A waveform condition (:func:`csst_espnet.data.augment.parse_condition`: ``snr<dB>``, ``telephone``,
-``reverb``, joined with ``+``) rewrites every utterance's audio at its own length and keeps its id,
-so scores pair utterance by utterance with the clean set. Noise is babble made of other
+``reverb``, joined with ``+``) rewrites every utterance's audio at its own length; utterance ``U``
+becomes ``U-<condition>`` (``+`` written ``_``: ids stay unique when sets are decoded together, and
+pair with the clean set's by the suffix). Noise is babble made of other
 utterances of the same set (never the utterance itself) or coloured noise; rooms are drawn with a
 seed of their own, never those of training augmentation. ``long`` joins ``long_join`` consecutive
 utterances (id order, so mostly one speaker) with a pause between them into one, id
@@ -77,10 +78,11 @@ def _waveform_dir(d: kd.DataDir, ids: List[str], wav_dir: str, condition: str, s
     pool_ids = sorted(rng.choice(len(ids), size=min(BABBLE_POOL, len(ids)), replace=False).tolist())
     pool = {ids[i]: _load(d, ids[i])[0] for i in pool_ids}
     rirs = room_impulse_responses(NUM_RIRS, seed + RIR_SEED_OFFSET) if "reverb" in condition else ()
+    suffix = "-" + condition.replace("+", "_")
     new = kd.DataDir()
     for name, table in d.utt.items():
         if name not in DERIVED:
-            new.utt[name] = dict(table)
+            new.utt[name] = {u + suffix: v for u, v in table.items()}
     wav, num, dur = {}, {}, {}
     for utt in ids:
         try:
@@ -89,9 +91,10 @@ def _waveform_dir(d: kd.DataDir, ids: List[str], wav_dir: str, condition: str, s
             raise RuntimeError(f"{condition}: utterance {utt}: cannot read its audio: {e}") from e
         others = [v for k, v in pool.items() if k != utt]
         y, _ = to_pcm16(apply_condition(x, condition, _utt_rng(seed, condition, utt), others, rirs))
-        wav[utt] = os.path.join(wav_dir, f"{utt}.wav")
-        write_pcm16(wav[utt], y, rate)
-        num[utt], dur[utt] = str(len(y)), f"{len(y) / rate:.4f}"
+        new_utt = utt + suffix
+        wav[new_utt] = os.path.join(wav_dir, f"{new_utt}.wav")
+        write_pcm16(wav[new_utt], y, rate)
+        num[new_utt], dur[new_utt] = str(len(y)), f"{len(y) / rate:.4f}"
         bar.update(1)
     new.utt.update({"wav.scp": wav, "utt2num_samples": num, "utt2dur": dur})
     return new

@@ -62,6 +62,14 @@ text_lm_oracle=true   # stages 13/14: also translate the test sets' gold transcr
 train_sets="train"    # every training set (formatted in stage 3)
 valid_set=dev         # validation set of phases 2 and 3
 test_sets="test"      # sets decoded in stage 13
+test_conditions=      # stage 2: robustness copies <set>_<condition> of the condition sets, decoded and scored with
+                      # their set: snr<dB> (babble or coloured noise), telephone, reverb (joined with +: reverb+snr10),
+                      # long (two utterances joined); see csst_espnet/data/condition_dir.py
+condition_sets=       # the sets copied under test_conditions (default: test_sets); e.g. "dev test_cs" to
+                      # choose settings on dev's copies (decode them with --test_sets dev)
+condition_seed=0      # noise, rooms and joins of the condition copies
+extra_sets=           # more sets formatted and validated in stages 3-4, decoded only when asked (--stage 13
+                      # --test_sets "..."), e.g. the dev copies settings are chosen on
 asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER) by the models that trained on ASR:
                       # stage 4 makes <set>_asr from <set>
                       # (text := src_text, utt2task := asr, ids <id>-asr; <set> must have src_text)
@@ -105,7 +113,7 @@ results_md=RESULTS.md
 help_message=$(cat << EOF
 Usage: $0 --train_sets "<sets>" --valid_set <set> --test_sets "<sets>" [options]
 
-Stages: 1 data preparation (local/data.sh), 2 speed perturbation, 3 audio formatting,
+Stages: 1 data preparation (local/data.sh), 2 speed perturbation and test conditions, 3 audio formatting,
   4 filtering and validation, 5 tokenizer, 6 LLM text stage, 9 shape statistics,
   10/11/12 training phases 1/2/3, 13 decoding, 14 scoring, 15 packing and export.
 Options are --name value (dashes and underscores alike), booleans true|false:
@@ -119,6 +127,8 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...", --tokenizer_args "...",
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...", --text_lm_oracle true|false,
   --train_sets "...", --valid_set SET, --test_sets "...", --asr_test_sets "...",
+  --test_conditions "snr10 snr0 telephone reverb long", --condition_sets "...", --condition_seed N,
+  --extra_sets "...",
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
@@ -191,7 +201,17 @@ all_train_sets=$(echo ${phase1_train_sets} ${phase2_train_sets} ${phase3_train_s
 base_valid_sets=$(for _s in "${valid_set}" "${phase1_valid_set}"; do
     if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then echo "${_s%_asr}"; else echo "${_s}"; fi
 done | awk 'NF && !seen[$0]++' | tr '\n' ' ')
-all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} ${asr_test_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} ${asr_test_sets} ${extra_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+source_sets=${all_sets}  # the sets stage 1 writes
+# stage 2 makes <set>_<condition> of every condition set; a test set is decoded with its copies
+condition_sets=${condition_sets:-${test_sets}}
+condition_copies=$(for _s in ${condition_sets}; do for _c in ${test_conditions}; do echo "${_s}_${_c}"; done; done | tr '\n' ' ')
+base_test_sets=${test_sets}
+test_sets=$(for _s in ${base_test_sets}; do
+    echo "${_s}"
+    if [[ " ${condition_sets} " == *" ${_s} "* ]]; then for _c in ${test_conditions}; do echo "${_s}_${_c}"; done; fi
+done | tr '\n' ' ')
+all_sets=$(echo ${all_sets} ${condition_copies} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 asr_test_names=$(for _s in ${asr_test_sets}; do echo "${_s}_asr"; done | tr '\n' ' ')
 # the sets whose ASR copy <set>_asr stage 4 makes: "<set>_asr" validation sets without a data/<set>_asr of
 # their own, and the ASR test sets
@@ -261,15 +281,16 @@ if run_stage 1; then
     stage_begin 1 "Data preparation: local/data.sh ${local_data_opts} -> data/"
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
-    for _s in ${all_sets}; do
+    for _s in ${source_sets}; do
         [ -d "data/${_s}" ] || { log "local/data.sh wrote no data/${_s}"; exit 1; }
     done
     stage_end 1
 fi
 
 if run_stage 2; then
+    stage_begin 2 "Speed perturbation and robustness test conditions"
     if [ -n "${speed_perturb_factors}" ]; then
-        stage_begin 2 "Speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
+        log "speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
         for _s in ${speed_perturb_sets:-${all_train_sets}}; do
             _ali=$(frame_alignments "data/${_s}"); [ -z "${_ali}" ] || _ali=", ${_ali} stretched to the new durations"
             log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav${_ali})"
@@ -278,10 +299,18 @@ if run_stage 2; then
                 "data/${_s}" "data/${_s}_sp"
             write_resume "data/${_s}_sp" 2
         done
-        stage_end 2
     else
-        log "Stage 2: speed perturbation is off (--speed_perturb_factors is empty)"
+        log "speed perturbation is off (--speed_perturb_factors is empty)"
     fi
+    for _s in ${condition_sets}; do
+        [ -n "${test_conditions}" ] || break
+        for _c in ${test_conditions}; do
+            log "reads data/${_s}, writes data/${_s}_${_c} (condition ${_c}, audio in data/${_s}_${_c}/wav)"
+            ${python} -m csst_espnet.bin.condition_dir --seed "${condition_seed}" "data/${_s}" "data/${_s}_${_c}" "${_c}"
+            write_resume "data/${_s}_${_c}" 2
+        done
+    done
+    stage_end 2
 fi
 # after speed perturbation, training sets are their perturbed versions
 if [ -n "${speed_perturb_factors}" ]; then
@@ -605,8 +634,8 @@ if run_stage 13; then
     if "${use_text_lm}" && "${text_lm_oracle}"; then
         # the stage-6 LLM translating the gold transcripts: what the speech models could reach at best
         _opts=()
-        for _s in ${test_sets}; do _opts+=(--data_dir "${data_feats}/${_s}"); done
-        log "text LM oracle: reads ${text_lm_dir} and src_text of ${test_sets}, writes ${oracle_dir}/<set>/text"
+        for _s in ${base_test_sets}; do _opts+=(--data_dir "${data_feats}/${_s}"); done
+        log "text LM oracle: reads ${text_lm_dir} and src_text of ${base_test_sets}, writes ${oracle_dir}/<set>/text"
         mkdir -p "${oracle_dir}"
         ${decode_cmd} "${oracle_dir}/oracle.log" ${python} -m csst_espnet.bin.text_lm_oracle \
             --model_dir "${text_lm_dir}" --out_dir "${oracle_dir}" "${_opts[@]}" \
@@ -620,7 +649,7 @@ if run_stage 14; then
     stage_begin 14 "Scoring -> ${results_md}, ${expdir}/results.json"
     _score_dirs=()
     _test_dirs=()
-    for _s in ${test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
+    for _s in ${base_test_sets}; do _test_dirs+=("${data_feats}/${_s}"); done
     score_st() {  # <decoding dir> <test set>: BLEU/chrF with all references and with the first one
         local _dir=$1 _data=${data_feats}/$2 _r
         [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
@@ -638,7 +667,7 @@ if run_stage 14; then
         _score_dirs+=("${_dir}")
     }
     if "${use_text_lm}" && "${text_lm_oracle}"; then
-        for _s in ${test_sets}; do score_st "${oracle_dir}/${_s}" "${_s}"; done
+        for _s in ${base_test_sets}; do score_st "${oracle_dir}/${_s}" "${_s}"; done
     fi
     for _exp in $(decode_exps); do
         for _s in ${test_sets}; do score_st "${_exp}/${inference_tag}/${_s}" "${_s}"; done
@@ -656,7 +685,7 @@ if run_stage 14; then
         if "${routing_report}" && [ "$(${python} -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
             # one report over every test set: routing is shown per language label (zh, en, cs)
             _root=${_exp}/${inference_tag}
-            log "routing report of ${_exp} on ${test_sets} -> ${_root}/routing"
+            log "routing report of ${_exp} on ${base_test_sets} -> ${_root}/routing"
             ${python} -m csst_espnet.bin.recipe_utils union_dir "${_root}/routing/data" "${_test_dirs[@]}" >/dev/null
             ${python} -m csst_espnet.bin.routing_report --config "${_exp}/config.yaml" \
                 --model_file "${_exp}/${inference_model}" --data_dir "${_root}/routing/data" \

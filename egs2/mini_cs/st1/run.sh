@@ -44,7 +44,11 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --phase2_train_sets "train_asr_zh train_asr_en train_st_zh" \
     --phase3_train_sets "train_asr_zh train_asr_en train_st_zh train_cs" \
     --valid_set dev \
-    --test_sets "test_cs test_mono" \
+    --speed_perturb_factors "0.9 1.0 1.1" \
+    --test_sets "test_cs test_mono test_cs_unseen test_mono_unseen" \
+    --test_conditions "snr10 snr5 telephone reverb long" \
+    --condition_sets "dev test_cs" \
+    --extra_sets dev_unseen \
     --asr_test_sets "test_cs test_mono" \
     --tokenizer_text "zh:data/lm_text/zh.txt en:data/lm_text/en.txt" \
     --tokenizer_pairs data/lm_text/zh2en.tsv \
