@@ -23,6 +23,7 @@ DATA_SH = os.path.join(REPO, "egs2", "mini_cs", "st1", "local", "data.sh")
 ZH_EN = get_pair("zh-en")
 SET_NAMES = corpus.set_names(ZH_EN)
 TINY = corpus.preset_sizes("tiny", ZH_EN)
+TINY.update({unseen: TINY[base] for unseen, base in corpus.UNSEEN_OF.items()})  # the same utterances
 
 
 def _texts(data):
@@ -83,7 +84,7 @@ def test_sets_files_sorted_and_valid(corpora):
     a = corpora[0]
     for s in SET_NAMES:
         d = os.path.join(a, s)
-        res = kd.validate(d, languages=["zh", "en", "cs"], fs=16000, min_dur=0.8, max_dur=6.0, progress=False)
+        res = kd.validate(d, languages=["zh", "en", "cs"], fs=16000, min_dur=0.8, max_dur=15.0, progress=False)
         assert res.ok, res.report()
         assert len(kd.DataDir.read(d)) == TINY[s]
         for n in ("text", "src_text", "utt2lang", "utt2task", "utt2dur", "utt2spk", "spk2utt", "wav.scp", "phone_ali"):
@@ -104,7 +105,8 @@ def test_languages_tasks_and_texts(corpora):
 
     expect = {"train_asr_zh": ({"zh"}, "asr"), "train_asr_en": ({"en"}, "asr"),
               "train_st_zh": ({"zh"}, "st"), "train_cs": ({"cs"}, "st"),
-              "dev": ({"zh", "cs"}, "st"), "test_cs": ({"cs"}, "st"), "test_mono": ({"zh"}, "st")}
+              "dev": ({"zh", "cs"}, "st"), "dev_unseen": ({"zh", "cs"}, "st"), "test_cs": ({"cs"}, "st"),
+              "test_mono": ({"zh"}, "st"), "test_cs_unseen": ({"cs"}, "st"), "test_mono_unseen": ({"zh"}, "st")}
     for s, (langs, task) in expect.items():
         assert set(tab(s, "utt2lang").values()) == langs, s
         assert set(tab(s, "utt2task").values()) == {task}, s
@@ -126,16 +128,23 @@ def test_languages_tasks_and_texts(corpora):
         assert tab(s, "text.2").keys() == tab(s, "text").keys()
 
 
-def test_test_voices_and_sentences_held_out(corpora):
+def test_voice_families_held_out(corpora):
     a = corpora[0]
 
-    def variants(s):
-        return {v.split()[0].split(",")[0].split("+")[1] for v in kd.read_table(os.path.join(a, s, "utt2voice")).values()}
+    def families(s):
+        voices = kd.read_table(os.path.join(a, s, "utt2voice")).values()
+        return {v.split()[0].split(",")[0].split("+")[1].rstrip("0123456789").lower() for v in voices}
 
-    train = set().union(*(variants(s) for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev")))
-    test = variants("test_cs") | variants("test_mono")
-    assert test and not (train & test)
-    assert test <= set(corpus.TEST_VARIANTS) and train <= set(corpus.TRAIN_VARIANTS)
+    train = set().union(*(families(s) for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev",
+                                                "test_cs", "test_mono")))
+    held = set(corpus.TEST_FAMILIES) | set(corpus.DEV_FAMILIES)
+    assert train and not (train & held)
+    test_unseen = families("test_cs_unseen") | families("test_mono_unseen")
+    assert test_unseen and test_unseen <= set(corpus.TEST_FAMILIES)
+    assert families("dev_unseen") and families("dev_unseen") <= set(corpus.DEV_FAMILIES)
+    for unseen, base in corpus.UNSEEN_OF.items():  # the same utterances, other speakers
+        texts = lambda s, n: sorted(kd.read_table(os.path.join(a, s, n)).values())
+        assert texts(unseen, "text") == texts(base, "text") and texts(unseen, "src_text") == texts(base, "src_text")
     spk_train = set().union(*(set(kd.read_table(os.path.join(a, s, "utt2spk")).values())
                               for s in ("train_asr_zh", "train_cs", "dev")))
     spk_test = set(kd.read_table(os.path.join(a, "test_cs", "utt2spk")).values())
@@ -242,7 +251,8 @@ def test_language_pair_registry():
     with pytest.raises(ValueError, match="unknown language pair 'ja-en'; available: zh-en"):
         get_pair("ja-en")
     assert (ZH_EN.source.code, ZH_EN.target.code) == ("zh", "en")
-    assert SET_NAMES == ["train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "test_cs", "test_mono"]
+    assert SET_NAMES == ["train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "dev_unseen", "test_cs",
+                         "test_mono", "test_cs_unseen", "test_mono_unseen"]
     assert list(TINY)[:7] == SET_NAMES and TINY["train_asr_zh"] == 6
     r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.synth_corpus", "--pair", "ja-en"],
                        capture_output=True, text=True)
@@ -255,3 +265,24 @@ def test_isolated_synthesis_is_reproducible():
     assert a.dtype.name == "int16" and len(a) > 0.5 * espeak.ENGINE_SAMPLE_RATE
     assert a.tobytes() == b.tobytes()
     assert espeak.text_to_phonemes(["gradient"], "en-us")[0]
+
+
+def test_utterance_lengths_and_switch_patterns():
+    """Demo plan (no audio): utterances of 1-3 sentences in every set, code-switching from a single
+    term to most of the utterance."""
+    sets, lm, _ = corpus.plan_corpus(ZH_EN, 777, corpus.preset_sizes("demo", ZH_EN))
+    keys = {name: {k for u in utts for k in u.keys} for name, utts in sets.items()}
+    held = set().union(*(keys[s] for s in ("dev", "test_cs", "test_mono")))
+    trained = set().union(*(keys[s] for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs")))
+    assert held and not (held & trained)
+    for name, utts in sets.items():
+        counts = {len(u.keys) for u in utts}
+        assert counts == {1, 2, 3}, (name, counts)
+    shares = []
+    for u in sets["train_cs"]:
+        runs = [r for sentence in u.sentences for r in sentence]
+        assert {lang for _, lang in runs} == {"zh", "en"}, u.utt
+        en = sum(len(t.split()) for t, lang in runs if lang == "en")
+        zh = sum(len(t) for t, lang in runs if lang == "zh")
+        shares.append(en / (en + zh))
+    assert min(shares) < 0.15 and max(shares) > 0.5

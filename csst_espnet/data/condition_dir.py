@@ -113,7 +113,8 @@ def _long_dir(d: kd.DataDir, ids: List[str], wav_dir: str, long_join: int, pause
         raise ValueError(f"long_join must be at least 2, got {long_join}")
     groups = [ids[i : i + long_join] for i in range(0, len(ids), long_join)]
     if len(groups) > 1 and len(groups[-1]) < long_join:  # no single utterance left over
-        groups[-2] += groups.pop()
+        last = groups.pop()
+        groups[-1] += last
     new = kd.DataDir()
     texts = [n for n in d.utt if kd.is_text_file(n)]
     for name in texts + ["utt2spk"] + [n for n in _LONG_LABELS if n in d.utt]:
