@@ -21,9 +21,13 @@ from train_utils import epoch_stats
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("csst_train_phase1", "csst_train_phase2", "csst_train_phase3")
 CS_ONLY = "csst_train_cs_only"
-TEST_SETS = ("test_cs", "test_mono")
+TEST_SETS = ("test_cs", "test_mono", "test_cs_unseen", "test_mono_unseen")
+CONDITIONS = ("snr10", "reverb", "long")  # run.sh --preset tiny: copies of dev and test_cs (stage 2)
+# decoded: each test set followed by its condition copies
+DECODED = ("test_cs", *(f"test_cs_{c}" for c in CONDITIONS), "test_mono", "test_cs_unseen", "test_mono_unseen")
 ASR_TEST_SETS = ("test_cs_asr", "test_mono_asr")  # --asr_test_sets "test_cs test_mono"
-SETS = ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "dev_asr", *TEST_SETS, *ASR_TEST_SETS,
+SETS = ("train_asr_zh_sp", "train_asr_en_sp", "train_st_zh_sp", "train_cs_sp", "dev", "dev_asr", "dev_unseen",
+        *(f"dev_{c}" for c in CONDITIONS), *DECODED, *ASR_TEST_SETS,
         "train_phase1", "train_phase2", "train_phase3", "train_cs_only")
 
 
@@ -46,9 +50,9 @@ def test_every_stage_ran(recipe):
     st1, log = recipe
     times = [line.split("\t") for line in (st1 / "exp" / "stage_times.tsv").read_text().splitlines()]
     # stage 12 trains phase 3 and the CS-only baseline
-    assert [t[0] for t in times] == ["1", "3", "4", "5", "6", "9", "10", "11", "12", "12", "13", "14", "15"]
+    assert [t[0] for t in times] == ["1", "2", "3", "4", "5", "6", "9", "10", "11", "12", "12", "13", "14", "15"]
     assert [t[3] for t in times if t[0] == "12"] == [PHASES[2], CS_ONLY]
-    assert "Stage 2: speed perturbation is off" in log
+    assert "speed perturbation (0.9 1.0 1.1) of train_asr_zh train_asr_en train_st_zh train_cs" in log
     assert "Successfully finished" in log
 
 
@@ -60,8 +64,17 @@ def test_data_dirs_are_valid(recipe, monkeypatch):
         res = kd.validate(str(d), fs=16000, languages=("zh", "en", "cs"), progress=False)
         assert res.ok, res.report()
         assert not (d / "dropped.txt").exists()
-    wav = kd.read_table(str(st1 / "dump" / "raw" / "train_cs" / "wav.scp"))
-    assert all(p.startswith("dump/raw/train_cs/data/") for p in wav.values())
+    wav = kd.read_table(str(st1 / "dump" / "raw" / "train_cs_sp" / "wav.scp"))
+    assert all(p.startswith("dump/raw/train_cs_sp/data/") for p in wav.values())
+    originals = {u for u in wav if not u.startswith("sp")}  # speed perturbation: each utterance 3 times
+    assert originals and set(wav) == originals | {f"sp{f}-{u}" for f in ("0.9", "1.1") for u in originals}
+    # condition copies: the same utterances (ids with the condition), "long": two joined into one
+    clean = kd.read_table(str(st1 / "dump" / "raw" / "test_cs" / "text"))
+    for c in ("snr10", "reverb"):
+        copy = kd.read_table(str(st1 / "dump" / "raw" / f"test_cs_{c}" / "text"))
+        assert copy == {f"{u}-{c}": t for u, t in clean.items()}
+    joined = kd.read_table(str(st1 / "dump" / "raw" / "test_cs_long" / "text"))
+    assert len(joined) == len(clean) // 2 and " ".join(joined.values()).split() == " ".join(clean.values()).split()
     for name in ("dev", *TEST_SETS):
         asr = kd.DataDir.read(str(st1 / "dump" / "raw" / f"{name}_asr"))
         src_text = kd.read_table(str(st1 / "dump" / "raw" / name / "src_text"))
@@ -126,7 +139,7 @@ def test_each_phase_has_its_model(recipe):
 def test_decoding_outputs(recipe):
     st1, log = recipe
     # the CS-only baseline trained on ST alone: it is not asked to transcribe
-    decoded = {PHASES[2]: TEST_SETS + ASR_TEST_SETS, CS_ONLY: TEST_SETS}
+    decoded = {PHASES[2]: DECODED + ASR_TEST_SETS, CS_ONLY: DECODED}
     assert f"exp/{CS_ONLY} never trained on ASR (its training data: st)" in log
     for test_set in ASR_TEST_SETS:
         assert not (st1 / "exp" / CS_ONLY / "decode_model_valid.acc.ave" / test_set).exists()
@@ -147,7 +160,7 @@ def test_decoding_outputs(recipe):
     # the test sets and their ASR copies are decoded in one job array, with utt2task
     logdir = st1 / "exp" / PHASES[2] / "decode_model_valid.acc.ave" / "logdir"
     keys = [line.split()[0] for f in sorted(logdir.glob("keys.*.scp")) for line in f.read_text().splitlines()]
-    assert sorted(keys) == sorted(u for s in TEST_SETS + ASR_TEST_SETS
+    assert sorted(keys) == sorted(u for s in DECODED + ASR_TEST_SETS
                                   for u in kd.read_table(str(st1 / "dump" / "raw" / s / "wav.scp")))
     assert "utt2task,task,text" in (logdir / "inference.1.log").read_text()
 
@@ -160,8 +173,8 @@ def test_results(recipe):
     assert all(isinstance(results["text_lm_oracle"][s]["bleu"], float) for s in TEST_SETS)
     md = (st1 / "RESULTS.md").read_text()
     for model in (PHASES[2], CS_ONLY):  # the CS-only baseline trained on ST alone: no ASR copies
-        assert list(results[model]) == ([*TEST_SETS, *ASR_TEST_SETS] if model == PHASES[2] else list(TEST_SETS))
-        for test_set in TEST_SETS:
+        assert list(results[model]) == ([*DECODED, *ASR_TEST_SETS] if model == PHASES[2] else list(DECODED))
+        for test_set in DECODED:
             entry = results[model][test_set]
             assert isinstance(entry["bleu"], float) and isinstance(entry["bleu_ref1"], float)
             assert entry["num_refs"] == 2 and "wer" not in entry
@@ -175,6 +188,10 @@ def test_results(recipe):
             assert entry["mer"] == subsets["all"]["mer"]
         assert f"## {model}" in md
     assert "## Comparison (ST: BLEU" in md
+    robustness = md.split("## Robustness")[1].split("\n## ")[0]
+    for model in (PHASES[2], CS_ONLY):
+        assert f"|{model}|test_cs|" in robustness and f"|{model}|test_mono|" in robustness
+    assert all(f"{c}: " in robustness for c in (*CONDITIONS, "unseen"))
     # per model an ST table, then an ASR table of the ASR copies
     st_table, asr_table = md.split(f"## {PHASES[2]}")[1].split("\n## ")[0].split("### ASR: WER/CER/MER")
     assert "### ST: BLEU/chrF" in st_table and "|BLEU|chrF|" in st_table and "|WER|CER|MER|" in asr_table

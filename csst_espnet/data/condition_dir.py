@@ -33,12 +33,16 @@ _LONG_LABELS = ("utt2lang", "utt2task", kd.LANG_ALI)
 
 
 def _load(d: kd.DataDir, utt: str) -> Tuple[np.ndarray, int]:
-    """(samples, rate) of ``utt``, cut from its recording when ``d`` has segments."""
-    if d.has_segments:
-        reco, start, end = d.utt["segments"][utt].split()[:3]
-        x, rate = read_audio(d.reco["wav.scp"][reco])
-        return cut(x, rate, float(start), float(end)), rate
-    return read_audio(d.utt["wav.scp"][utt])
+    """(samples, rate) of ``utt``, cut from its recording when ``d`` has segments; RuntimeError naming
+    the utterance when its audio cannot be read."""
+    try:
+        if d.has_segments:
+            reco, start, end = d.utt["segments"][utt].split()[:3]
+            x, rate = read_audio(d.reco["wav.scp"][reco])
+            return cut(x, rate, float(start), float(end)), rate
+        return read_audio(d.utt["wav.scp"][utt])
+    except Exception as e:
+        raise RuntimeError(f"utterance {utt}: cannot read its audio: {e}") from e
 
 
 def _utt_rng(seed: int, condition: str, utt: str) -> np.random.Generator:
@@ -85,10 +89,7 @@ def _waveform_dir(d: kd.DataDir, ids: List[str], wav_dir: str, condition: str, s
             new.utt[name] = {u + suffix: v for u, v in table.items()}
     wav, num, dur = {}, {}, {}
     for utt in ids:
-        try:
-            x, rate = _load(d, utt)
-        except Exception as e:
-            raise RuntimeError(f"{condition}: utterance {utt}: cannot read its audio: {e}") from e
+        x, rate = _load(d, utt)
         others = [v for k, v in pool.items() if k != utt]
         y, _ = to_pcm16(apply_condition(x, condition, _utt_rng(seed, condition, utt), others, rirs))
         new_utt = utt + suffix

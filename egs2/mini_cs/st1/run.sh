@@ -23,9 +23,11 @@ while [ $# -gt 0 ]; do
         *) args+=("$1"); shift ;;
     esac
 done
+# robustness copies of dev and test_cs (stage 2): noise at two SNRs, telephone, room, two utterances joined
+conditions="snr10 snr5 telephone reverb long"
 case "${preset}" in
     demo) conf=conf ;;
-    tiny) conf=conf/tiny ;;
+    tiny) conf=conf/tiny; conditions="snr10 reverb long" ;;  # CI: one of each kind
     *) echo "$0: --preset must be tiny or demo, got '${preset}'" >&2; exit 1 ;;
 esac
 
@@ -46,7 +48,7 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --valid_set dev \
     --speed_perturb_factors "0.9 1.0 1.1" \
     --test_sets "test_cs test_mono test_cs_unseen test_mono_unseen" \
-    --test_conditions "snr10 snr5 telephone reverb long" \
+    --test_conditions "${conditions}" \
     --condition_sets "dev test_cs" \
     --extra_sets dev_unseen \
     --asr_test_sets "test_cs test_mono" \
