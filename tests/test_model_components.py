@@ -67,6 +67,18 @@ def test_prompt_identical_in_training_and_decoding(tiny_llm, tiny_whisper):
     assert train_pre.template.text("asr", "zh") != text
 
 
+def test_augmentation_only_in_training(tiny_llm):
+    from csst_espnet.tasks.csst import CSSTTask
+
+    args = CSSTTask.get_parser().parse_args(["--llm_conf", f"model_name_or_path={tiny_llm}",
+                                             "--augment_conf", "prob=1.0"])
+    wav = synth_utterance(0)
+    train = CSSTTask.build_preprocess_fn(args, train=True)("u", {"speech": wav, "text": "hello"})["speech"]
+    valid = CSSTTask.build_preprocess_fn(args, train=False)("u", {"speech": wav, "text": "hello"})["speech"]
+    assert np.array_equal(valid, wav.astype(np.float32))
+    assert train.shape == wav.shape and not np.allclose(train, wav)
+
+
 def test_chat_template_wraps_instruction(tiny_llm):
     from transformers import AutoTokenizer
 
