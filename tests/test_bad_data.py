@@ -10,6 +10,7 @@ import soundfile
 
 from csst_espnet.bin import data_dir as cli
 from csst_espnet.data import kaldi_dir as kd
+from conftest import build_tokenizer
 from test_kaldi_dir import make_dir, set_line
 
 UTT = "spkA-u1"  # the utterance each case breaks (line 1 of every per-utterance file)
@@ -120,11 +121,13 @@ LINE = {"duplicate_id": 6, "unsorted": 2, "missing_id": "-"}
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_fault_is_named_with_kind_file_line_and_utterance(case, tmp_path, capsys, tiny_llm):
+def test_each_fault_is_named_with_kind_file_line_and_utterance(case, tmp_path, capsys):
     make_fault, kind, file, status = CASES[case]
     d = make_dir(tmp_path)
     extra = make_fault(d) or []
-    extra = [str(tiny_llm) if a == "TOKENIZER" else a for a in extra]
+    if "TOKENIZER" in extra:
+        build_tokenizer(tmp_path / "tokenizer")
+        extra = [str(tmp_path / "tokenizer") if a == "TOKENIZER" else a for a in extra]
     rc = cli.main(["validate", d, "--languages", "zh,en,cs", "--fs", "16000", "--min_dur", "0.1", *extra])
     out = capsys.readouterr()
     report = out.out + out.err

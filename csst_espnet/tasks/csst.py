@@ -151,6 +151,15 @@ class CSSTTask(AbsTask):
             help="Model options: ce_weight, speech_warmup_epochs, ignore_id, extract_feats_in_collect_stats",
         )
 
+        group.add_argument(
+            "--nonfinite",
+            type=str,
+            default="skip",
+            choices=["skip", "stop"],
+            help="A batch with a non-finite loss or gradient: skip its update (logged with its utterance ids "
+            "and counted) or stop the run",
+        )
+
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True, help="Apply preprocessing")
         group.add_argument(
