@@ -164,3 +164,23 @@ def test_wrong_sample_rate_refused_or_resampled(tmp_path, capsys):
     info = soundfile.info(new)
     assert (info.samplerate, info.frames) == (16000, 16000)
     assert kd.validate(d, fs=16000, progress=False).ok
+
+
+def test_audio_deleted_after_validation_stops_training_and_decoding_naming_the_utterance(tmp_path, caplog):
+    from espnet2.train.collate_fn import CommonCollateFn
+    from espnet2.train.dataset import ESPnetDataset
+
+    from csst_espnet.inference.batches import data_loader
+
+    d = make_dir(tmp_path)
+    assert kd.validate(d, progress=False).ok
+    os.remove(kd.read_table(os.path.join(d, "wav.scp"))["spkA-u3"])
+    data = [(os.path.join(d, "wav.scp"), "speech", "sound")]
+    # decoding (and the routing report): the batch loader
+    with pytest.raises(RuntimeError, match=rf"utterance spkA-u3 \({os.path.join(d, 'wav.scp')}:3\)"):
+        for _ in data_loader(data, None, CommonCollateFn(), batch_size=2, num_workers=0):
+            pass
+    # training: ESPnet's dataset logs the utterance before the error stops the run
+    with pytest.raises(Exception), caplog.at_level("ERROR"):
+        ESPnetDataset(data)["spkA-u3"]
+    assert "id=spkA-u3" in caplog.text
