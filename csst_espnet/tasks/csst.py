@@ -202,7 +202,8 @@ class CSSTTask(AbsTask):
         tokenizer = args.tokenizer or args.llm_conf.get("model_name_or_path")
         if tokenizer is None:
             raise ValueError("set --tokenizer or llm_conf.model_name_or_path")
-        return build_preprocessor(tokenizer, args.languages, args.prompt_conf, **args.preprocessor_conf)
+        return build_preprocessor(tokenizer, args.languages, args.prompt_conf, **args.preprocessor_conf,
+                                  trust_remote_code=bool(args.llm_conf.get("trust_remote_code", False)))
 
     @classmethod
     def check_text_lm_prompts(cls, args: argparse.Namespace) -> None:

@@ -104,10 +104,12 @@ def build_preprocessor(
     prompt_conf: Optional[Dict] = None,
     default_task: str = "st",
     default_lang: str = "cs",
+    trust_remote_code: bool = False,
 ) -> CSSTPreprocessor:
-    """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor."""
+    """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor. A tokenizer that
+    needs its own code runs it only with ``trust_remote_code`` (``llm_conf.trust_remote_code``)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=trust_remote_code)
     template = PromptTemplate(tokenizer, **(prompt_conf or {}))
     return CSSTPreprocessor(template, languages, default_task=default_task, default_lang=default_lang)
