@@ -5,7 +5,8 @@ Both run the real entry points (``csst_train``, ``csst_inference``) as subproces
 made of the given one's utterances repeated to the wanted count, and sample the resident set size
 (VmRSS) of each process tree (the process and its DataLoader workers, summed) every ``interval``
 seconds. Flat memory means: training peaks of epochs 2.. no higher than epoch 1's (plus a margin that
-the caller judges), decoding peaks of the last quarter of each job no higher than of its second quarter.
+the caller judges); for each decoding job, the peak of the last quarter of its decoding time (from its
+first written hypothesis to its end) no higher than the peak of the first quarter.
 """
 
 import os
@@ -108,12 +109,17 @@ def train_memory(config: str, data: str, valid: str, work_dir: str, steps: int, 
     """Train ``steps`` updates in ``epochs`` epochs with ``config``; peak tree RSS (MiB) of each epoch
     (an epoch ends when its ``<N>epoch.pth`` appears)."""
     exp = os.path.join(work_dir, "exp")
-    cmd = [sys.executable, "-m", "csst_espnet.bin.csst_train", "--config", config, "--output_dir", exp,
-           "--ngpu", "0", "--max_epoch", str(epochs), "--num_iters_per_epoch", str(steps // epochs),
-           "--use_matplotlib", "false", "--use_tensorboard", "false", "--keep_nbest_models", "1",
-           *_data_args("train", data), *_data_args("valid", valid),
-           "--train_shape_file", os.path.join(data, "speech_shape"),
-           "--valid_shape_file", os.path.join(valid, "speech_shape")]
+    with open(config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    for mode, d in ("train", data), ("valid", valid):  # the data of this benchmark replace the config's
+        conf[f"{mode}_data_path_and_name_and_type"] = [a.split(",") for a in _data_args(mode, d)[1::2]]
+        conf[f"{mode}_shape_file"] = [os.path.join(d, "speech_shape")]
+    conf.update(max_epoch=epochs, num_iters_per_epoch=steps // epochs, use_matplotlib=False, use_tensorboard=False)
+    bench_config = os.path.join(work_dir, "train.yaml")
+    with open(bench_config, "w", encoding="utf-8") as f:
+        yaml.safe_dump(conf, f)
+    cmd = [sys.executable, "-m", "csst_espnet.bin.csst_train", "--config", bench_config, "--output_dir", exp,
+           "--ngpu", "0"]
     ends: Dict[int, float] = {}
 
     def mark(t: float) -> None:
@@ -133,19 +139,27 @@ def train_memory(config: str, data: str, valid: str, work_dir: str, steps: int, 
 def decode_memory(config: str, model: str, data: str, work_dir: str, jobs: int, batch_size: int,
                   interval: float = 0.2) -> Dict:
     """Decode ``data`` with ``jobs`` parallel ``csst_inference`` processes (consecutive key shards);
-    per job: peak tree RSS, and growth = peak of its last quarter minus peak of its second quarter."""
+    per job: peak tree RSS, and growth = peak of the last quarter of its decoding time minus peak of
+    the first quarter (decoding starts when its first hypothesis is written: model loading excluded)."""
     from csst_espnet.recipe.data_ops import split_keys
 
     keys = split_keys(os.path.join(data, "wav.scp"), jobs, os.path.join(work_dir, "keys"))
     results: List[Optional[List[Tuple[float, float]]]] = [None] * jobs
+    first_hyp: List[Optional[float]] = [None] * jobs
     errors: List[BaseException] = []
 
     def job(j: int) -> None:
+        out = os.path.join(work_dir, f"decode.{j + 1}")
         cmd = [sys.executable, "-m", "csst_espnet.bin.csst_inference", "--st_train_config", config,
-               "--st_model_file", model, "--output_dir", os.path.join(work_dir, f"decode.{j + 1}"),
+               "--st_model_file", model, "--output_dir", out,
                "--key_file", keys[j], "--batch_size", str(batch_size), *_data_args("", data)]
+
+        def mark(t: float) -> None:
+            if first_hyp[j] is None and os.path.exists(os.path.join(out, "1best_recog", "text")):
+                first_hyp[j] = t
+
         try:
-            results[j] = _run(cmd, os.path.join(work_dir, f"decode.{j + 1}.log"), interval)
+            results[j] = _run(cmd, os.path.join(work_dir, f"decode.{j + 1}.log"), interval, mark)
         except BaseException as e:  # reported after every job ended
             errors.append(e)
 
@@ -157,12 +171,14 @@ def decode_memory(config: str, model: str, data: str, work_dir: str, jobs: int, 
     if errors:
         raise errors[0]
     out = []
-    for samples in results:
+    for samples, start in zip(results, first_hyp):
         end = samples[-1][0]
-        quarter = [max((r for t, r in samples if q * end / 4 <= t <= (q + 1) * end / 4), default=float("nan"))
-                   for q in range(4)]
+        start = end if start is None else start
+        span = (end - start) / 4
+        quarter = [max((r for t, r in samples if start + q * span <= t <= start + (q + 1) * span),
+                       default=float("nan")) for q in range(4)]
         out.append({"peak_rss_mb": max(r for _, r in samples), "peak_per_quarter_mb": quarter,
-                    "growth_mb": quarter[3] - quarter[1], "seconds": end})
+                    "growth_mb": quarter[3] - quarter[0], "seconds": end, "decoding_seconds": end - start})
     return {"jobs": out, "utterances": sum(1 for _ in open(os.path.join(data, "wav.scp"), encoding="utf-8"))}
 
 
@@ -189,6 +205,6 @@ def format_report(report: Dict) -> str:
              + f"; growth after epoch 1: {tr['growth_after_epoch1_mb']:+.0f} MiB"]
     for j, job in enumerate(de["jobs"], 1):
         lines.append(f"decoding job {j}/{len(de['jobs'])} ({de['utterances']} utterances in all): peak RSS "
-                     f"{job['peak_rss_mb']:.0f} MiB, growth (last quarter - second quarter) {job['growth_mb']:+.0f} MiB, "
-                     f"{job['seconds']:.0f} s")
+                     f"{job['peak_rss_mb']:.0f} MiB, growth over decoding (last quarter - first quarter) "
+                     f"{job['growth_mb']:+.0f} MiB, {job['decoding_seconds']:.0f} s decoding of {job['seconds']:.0f} s")
     return "\n".join(lines)
