@@ -195,7 +195,16 @@ def run(config: str, data_dir: str, work_dir: str, decode_utts: int = 1000, jobs
     decode_data = make_data(data_dir, os.path.join(work_dir, "decode_data"), decode_utts)
     train = train_memory(config, train_data, valid, work_dir, train_steps, epochs, interval)
     decode = decode_memory(train["config"], train["model"], decode_data, work_dir, jobs, batch_size, interval)
-    return {"host": platform.processor() or platform.machine(), "train": train, "decode": decode}
+    return {"host": _cpu_model() or platform.machine(), "train": train, "decode": decode}
+
+
+def _cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo``), or "" where there is none."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
 
 
 def format_report(report: Dict) -> str:
