@@ -9,7 +9,7 @@ each step the optimiser takes — once per ``accum_grad`` micro-batches, never f
 on a non-finite gradient, never in validation. Every data-parallel rank takes the same steps, so the
 count is the same on all of them; the hooks keep it in the state dict, so ``--resume`` restores it.
 
-Faults (docs/architecture.md §3): every checkpoint is written atomically (``train/checkpoint.py``), so
+Faults (docs/architecture.md §4): every checkpoint is written atomically (``train/checkpoint.py``), so
 a run killed at any moment resumes (``--resume true``) from the last complete ``checkpoint.pth``.
 A batch whose loss or gradient is not finite (ESPnet skips its update) is reported with its
 utterance ids and counted; ``--nonfinite stop`` stops the run there instead.
