@@ -193,3 +193,28 @@ def test_top1_router_learns_from_the_output_loss_alone(dispatch):
         down, _, down_index, _ = loss_of(w0 - step)
     assert torch.equal(up_index, index) and torch.equal(down_index, index)
     assert ((up - down) / 2).item() == pytest.approx((grad * step).sum().item(), rel=1e-2)
+
+
+def test_router_collapse_is_a_warning_after_the_window(caplog):
+    torch.manual_seed(0)
+    proj = MoESpeechProjector(input_size=8, output_size=16, groups=["zh", "en"], experts_per_group=2, top_k=1,
+                              downsample_rate=1, expert_hidden=8, collapse_share=0.8, collapse_window=3)
+    xs, lens = torch.randn(2, 20, 8), torch.tensor([20, 15])
+    proj.train()
+    with caplog.at_level("WARNING"):
+        for _ in range(3):  # balanced enough: the random router spreads tokens over the experts
+            proj(xs, lens)
+            proj.on_update()
+        assert proj.collapse_warnings == 0, caplog.text
+        with torch.no_grad():  # expert 3 (group en, expert 1) takes every token
+            proj.layers[0].router.weight.zero_()
+            proj.layers[0].router.weight[3] = 10.0
+        for step in range(3):
+            proj(xs.abs(), lens)
+            proj.on_update()
+            assert proj.collapse_warnings == (1 if step == 2 else 0)  # only when the window is complete
+    assert "router collapse: layer 0, group en: expert 1 took 100.0% of the group's 105 dispatches over the last 3 updates" in caplog.text
+    assert "dispatch_counts" not in proj.state_dict()
+    proj.eval()  # decoding does not count
+    proj(xs, lens)
+    assert float(proj.dispatch_counts.sum()) == 0

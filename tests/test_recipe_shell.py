@@ -104,7 +104,8 @@ def make_recipe(tmp_path: Path) -> Path:
         d = write_data_dir(raw / name, utts)
         (d / "speech_shape").unlink()
         ids = sorted(u[0] for u in utts)
-        (d / "src_text").write_text("".join(f"{u} 源 {u}\n" for u in ids))
+        # transcripts in the script of the utterance's language (zh: odd speakers)
+        (d / "src_text").write_text("".join(f"{u} {'源' if u.startswith('spk1') else 'source'} {u}\n" for u in ids))
         (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in ids))
         spk = {}
         for u in ids:
@@ -115,7 +116,7 @@ def make_recipe(tmp_path: Path) -> Path:
     lang = (raw / "train" / "utt2lang").read_text().replace("spk0-u2 en", "spk0-u2 fr")
     (raw / "train" / "utt2lang").write_text(lang)
     # dev is made into an ASR set (dev_asr): its utterances need a source transcript
-    (raw / "dev" / "src_text").write_text("spk0-u6 源 spk0-u6\nspk1-u7\n")
+    (raw / "dev" / "src_text").write_text("spk0-u6 source spk0-u6\nspk1-u7\n")
     return recipe
 
 
@@ -149,7 +150,7 @@ def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
     assert "spk1-u1" not in train and "spk0-u2" not in train and len(train.splitlines()) == 4
     assert [line.split("\t")[0] for line in (raw / "dev" / "dropped.txt").read_text().splitlines()] == ["spk1-u7"]
     assert (raw / "dev_asr" / "utt2task").read_text().split() == ["spk0-u6-asr", "asr"]
-    assert (raw / "dev_asr" / "text").read_text() == "spk0-u6-asr 源 spk0-u6\n"
+    assert (raw / "dev_asr" / "text").read_text() == "spk0-u6-asr source spk0-u6\n"
     assert (raw / "run.sh").exists() and "--stage 4 --stop_stage 4" in (raw / "run.sh").read_text()
     assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("4\t")
 
@@ -172,11 +173,11 @@ def test_stage4_makes_the_asr_copies_of_asr_test_sets(tmp_path):
     assert r.returncode == 1
     assert "dump/raw/test/src_text:-: missing_file" in r.stderr
     assert "src_text is needed to make dump/raw/test_asr" in r.stderr
-    (raw / "test" / "src_text").write_text("spk0-u8 源 8\nspk1-u9 源 9\n")
+    (raw / "test" / "src_text").write_text("spk0-u8 source 8\nspk1-u9 源 9\n")
     r = bash("./csst.sh", recipe, *args)
     assert r.returncode == 0, r.stderr
     assert "reads dump/raw/test, writes dump/raw/test_asr (ASR: target = src_text)" in r.stderr
-    assert (raw / "test_asr" / "text").read_text() == "spk0-u8-asr 源 8\nspk1-u9-asr 源 9\n"
+    assert (raw / "test_asr" / "text").read_text() == "spk0-u8-asr source 8\nspk1-u9-asr 源 9\n"
     assert (raw / "test_asr" / "utt2task").read_text() == "spk0-u8-asr asr\nspk1-u9-asr asr\n"
     assert (raw / "dev_asr" / "utt2task").exists()
 
@@ -220,6 +221,12 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     assert "valid data without frame phone ids (not every utterance of dump/raw/dev_asr has a phone_ali)" in r.stderr
     for m, d in ("train", "train_phase1"), ("valid", "dev_asr"):
         assert f"--{m}_data_path_and_name_and_type dump/raw/{d}/src_text,src_text,text" in recorded
+    # a finished phase is kept: rerunning the stage trains nothing (without --overwrite true)
+    (tmp_path / "train_args").unlink()
+    r = bash("./csst.sh", recipe, *stage10, "--use_phone_ali", "false")
+    assert r.returncode == 0 and "is finished (exp/csst_train_phase1/training.done): kept" in r.stderr, r.stderr
+    assert not (tmp_path / "train_args").exists()
+    stage10 += ["--overwrite", "true"]
     r = bash("./csst.sh", recipe, *stage10, "--use_phone_ali", "false")
     assert r.returncode == 0, r.stderr
     assert "phone_ali" not in (tmp_path / "train_args").read_text()
@@ -234,3 +241,7 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "src_text" not in (tmp_path / "train_args").read_text() and train in (tmp_path / "train_args").read_text()
     assert "src_text not passed (--use_src_text false)" in r.stderr
+    # an unfinished run resumes only under the command that started it: never two runs in one directory
+    (recipe / "exp" / "csst_train_phase1" / "training.done").unlink()
+    r = bash("./csst.sh", recipe, *stage10[:-2], "--use_src_text", "true")
+    assert r.returncode == 1 and "holds an unfinished run of another command" in r.stderr, r.stderr

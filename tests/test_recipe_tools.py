@@ -35,7 +35,8 @@ def small_dir(root: Path, n: int = 4, fs: int = 16000) -> Path:
     d = write_data_dir(root, utts)
     (d / "speech_shape").unlink()
     ids = sorted(f"spk{i % 2}-u{i}" for i in range(n))
-    (d / "src_text").write_text("".join(f"{u} 源 {u[-1]}\n" for u in ids))
+    # transcripts in the script of the language (en: u0, u1)
+    (d / "src_text").write_text("".join(f"{u} {'源' if int(u[-1]) >= 2 else 'source'} {u[-1]}\n" for u in ids))
     (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in ids))
     kd.fix(str(d))
     return d

@@ -32,18 +32,21 @@ def test_overfits_handful_of_utterances(trained):
 def test_greedy_decoding_reproduces_targets(trained, tiny_data, tmp_path):
     exp, _ = trained
     out = tmp_path / "decode"
-    run_module(
-        "csst_espnet.bin.csst_inference",
-        [
-            "--st_train_config", str(exp / "config.yaml"),
-            "--st_model_file", str(exp / "valid.acc.ave.pth"),
-            "--output_dir", str(out),
-            "--data_path_and_name_and_type", f"{tiny_data}/wav.scp,speech,sound",
-            "--data_path_and_name_and_type", f"{tiny_data}/utt2lang,lang,text",
-            "--data_path_and_name_and_type", f"{tiny_data}/utt2task,task,text",
-            "--batch_size", "4",
-        ],
-    )
+    args = [
+        "--st_train_config", str(exp / "config.yaml"),
+        "--st_model_file", str(exp / "valid.acc.ave.pth"),
+        "--output_dir", str(out),
+        "--data_path_and_name_and_type", f"{tiny_data}/wav.scp,speech,sound",
+        "--data_path_and_name_and_type", f"{tiny_data}/utt2lang,lang,text",
+        "--data_path_and_name_and_type", f"{tiny_data}/utt2task,task,text",
+        "--batch_size", "4",
+    ]
+    run_module("csst_espnet.bin.csst_inference", args)
+    assert (out / "DONE").exists()
+    # a rerun (a job array restarted after another shard failed) keeps a finished shard
+    finished = (out / "1best_recog" / "text").stat().st_mtime_ns
+    assert "already decoded with this model, data and options: kept" in run_module("csst_espnet.bin.csst_inference", args)
+    assert (out / "1best_recog" / "text").stat().st_mtime_ns == finished
     refs = dict(line.split(" ", 1) for line in (tiny_data / "text").read_text().splitlines())
     hyps = dict(line.split(" ", 1) if " " in line else (line, "") for line in
                 (out / "1best_recog" / "text").read_text().splitlines())

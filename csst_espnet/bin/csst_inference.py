@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from csst_espnet.inference.decode_dir import decode_dir
+from csst_espnet.inference.decode_dir import decode_dir, fingerprint, is_decoded
 from csst_espnet.inference.speech2text import Speech2Text
 from espnet2.utils.types import str2triple_str, str_or_none
 
@@ -45,6 +45,14 @@ def main(cmd=None):
     if args.ngpu > 0 and not torch.cuda.is_available():
         sys.exit("csst_inference: --ngpu 1 but no CUDA device is visible")
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("log_level", "output_dir", "ngpu", "num_workers", "data_path_and_name_and_type",
+                            "key_file", "st_train_config", "st_model_file")}
+    done = fingerprint(args.st_model_file, args.st_train_config, args.data_path_and_name_and_type, args.key_file,
+                       options)
+    if is_decoded(args.output_dir, done):
+        logging.info(f"{args.output_dir}: already decoded with this model, data and options: kept")
+        return
     s2t = Speech2Text(
         st_train_config=args.st_train_config,
         st_model_file=args.st_model_file,
@@ -55,7 +63,8 @@ def main(cmd=None):
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
     )
-    decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file, args.num_workers)
+    decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file,
+               args.num_workers, fingerprint=done)
 
 
 if __name__ == "__main__":

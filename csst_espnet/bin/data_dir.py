@@ -2,8 +2,9 @@
 """Kaldi-style data directory tools.
 
     python -m csst_espnet.bin.data_dir validate DIR [DIR ...] [--min_dur S] [--max_dur S]
-        [--languages zh,en,cs] [--tasks asr,st] [--fs 16000] [--drop_invalid true|false]
-        [--report FILE]
+        [--languages zh,en,cs] [--tasks asr,st] [--fs 16000] [--resample true|false]
+        [--max_encoder_dur S] [--max_target_tokens N --tokenizer DIR] [--train_dirs DIR,...]
+        [--check_samples true|false] [--drop_invalid true|false] [--report FILE]
     python -m csst_espnet.bin.data_dir fix DIR
     python -m csst_espnet.bin.data_dir combine OUT DIR1 DIR2 ...
     python -m csst_espnet.bin.data_dir subset DIR OUT (--n N | --first N | --last N |
@@ -14,7 +15,10 @@
 ``validate`` exits 1 and prints one line per problem (``DIR/FILE:LINE: utt UTT: kind:
 message``) unless ``--drop_invalid true``, which removes the invalid utterances from
 every file, records them with their reasons in ``DIR/dropped.txt`` and exits 0 when
-what is left is valid. A ``phone_ali`` (optional) must have an entry for every utterance,
+what is left is valid. Every kind of problem (``kaldi_dir.ISSUE_KINDS``) is counted in the report's
+last line. Audio at a rate other than ``--fs`` is an error, or with ``--resample true`` rewritten at
+``--fs`` under ``DIR/resampled/``. With ``--train_dirs``, utterances whose speaker or source sentence
+occurs in those training directories are warnings (the exit status stays 0). A ``phone_ali`` (optional) must have an entry for every utterance,
 non-negative integer ids, and as many 10 ms frames as the audio has, within 2; a ``lang_ali``
 (optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels. Options take dashes or underscores alike.
 """
@@ -56,6 +60,16 @@ def get_parser() -> argparse.ArgumentParser:
                help="files that must exist, comma separated")
     add_option(v, "fs", type=int, default=None, help="required sample rate")
     add_option(v, "check_audio", type=str2bool, default=True, help="open every audio file header")
+    add_option(v, "check_samples", type=str2bool, default=True,
+               help="read every recording whole (empty, truncated, multi-channel, NaN/inf, silent audio)")
+    add_option(v, "resample", type=str2bool, default=False,
+               help="rewrite audio at another sample rate than --fs at --fs (DIR/resampled/) instead of refusing it")
+    add_option(v, "max_encoder_dur", type=float, default=None, help="the longest audio the encoder takes (seconds)")
+    add_option(v, "max_target_tokens", type=int, default=None,
+               help="the decoder's limit on the target text in tokens (needs --tokenizer)")
+    add_option(v, "tokenizer", default=None, help="Hugging Face tokenizer directory counting target tokens")
+    add_option(v, "train_dirs", type=_csv, default=None,
+               help="training directories: speakers or sentences of DIR found there are warnings")
     add_option(v, "drop_invalid", type=str2bool, default=False,
                help="remove invalid utterances from all files and list them in DIR/dropped.txt")
     add_option(v, "report", default=None, help="also write the report to this file")
@@ -93,10 +107,18 @@ def _ids(path: Optional[str]) -> Optional[List[str]]:
 
 def validate(args: argparse.Namespace) -> int:
     kw = dict(min_dur=args.min_dur, max_dur=args.max_dur, languages=args.languages, tasks=args.tasks,
-              required=args.required or (), fs=args.fs, check_audio=args.check_audio)
+              required=args.required or (), fs=args.fs, check_audio=args.check_audio,
+              check_samples=args.check_samples, max_encoder_dur=args.max_encoder_dur,
+              max_target_tokens=args.max_target_tokens, tokenizer=args.tokenizer, train_dirs=args.train_dirs or ())
+    if args.resample and args.fs is None:
+        print("validate: --resample true needs --fs", file=sys.stderr)
+        return 1
+    if args.max_target_tokens is not None and args.tokenizer is None:
+        print("validate: --max_target_tokens needs --tokenizer", file=sys.stderr)
+        return 1
     texts, all_ok = [], True
     for dirname in args.dir:
-        res, text = kd.check(dirname, args.drop_invalid, **kw)
+        res, text = kd.check(dirname, args.drop_invalid, args.resample, **kw)
         print(text, file=sys.stdout if res.ok else sys.stderr)
         texts.append(text)
         all_ok = all_ok and res.ok

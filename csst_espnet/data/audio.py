@@ -9,8 +9,9 @@ import math
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -118,3 +119,58 @@ def write_pcm16(path: str, y: np.ndarray, rate: int) -> None:
     import soundfile
 
     soundfile.write(path, y, rate, subtype="PCM_16", format="WAV")
+
+
+SILENCE_PEAK = 1.0 / 32768  # all-silent audio: no sample above one 16-bit step
+
+
+@dataclass
+class AudioCheck:
+    """What :func:`inspect_audio` found in one recording."""
+
+    num_samples: int
+    rate: int
+    channels: int
+    declared_samples: Optional[int]  # what a PCM WAV header announces (None: not a PCM WAV file)
+    non_finite: int  # NaN or inf samples
+    peak: float  # largest |sample| among the finite ones (0.0 for no samples)
+
+    @property
+    def truncated(self) -> bool:
+        return self.declared_samples is not None and self.declared_samples > self.num_samples
+
+    @property
+    def silent(self) -> bool:
+        return self.num_samples > 0 and self.peak <= SILENCE_PEAK
+
+
+def inspect_audio(entry: str) -> AudioCheck:
+    """Read a ``wav.scp`` entry whole (every channel) and report its length, channels, header size,
+    non-finite samples and peak. Raises as :func:`read_audio` does on missing or unreadable audio."""
+    entry = entry.strip()
+    if entry.endswith("|") or _is_ark(entry):
+        x, rate = read_audio(entry)
+        data = x[:, None]
+        declared = None
+    else:
+        import soundfile
+
+        if not os.path.exists(entry):
+            raise FileNotFoundError(f"no such file: {entry}")
+        data, rate = soundfile.read(entry, dtype="float32", always_2d=True)
+        declared = _pcm_wav_declared_samples(entry)
+    finite = np.isfinite(data)
+    non_finite = int(data.size - np.count_nonzero(finite))
+    peak = float(np.max(np.abs(data[finite]))) if non_finite < data.size else 0.0
+    return AudioCheck(int(data.shape[0]), int(rate), int(data.shape[1]), declared, non_finite, peak)
+
+
+def _pcm_wav_declared_samples(path: str) -> Optional[int]:
+    """Samples the header of a PCM WAV file announces (its data chunk size), None for other files."""
+    import wave
+
+    try:
+        with wave.open(path, "rb") as w:
+            return int(w.getnframes())
+    except (wave.Error, EOFError):
+        return None

@@ -23,13 +23,14 @@ import math
 import os
 import re
 import shutil
+import unicodedata
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
-from csst_espnet.data.audio import audio_info
+from csst_espnet.data.audio import audio_info, inspect_audio
 
 DEFAULT_LANGUAGES = ("zh", "en", "es", "cs")
 DEFAULT_TASKS = ("asr", "st")
@@ -84,6 +85,7 @@ class RawFile:
     name: str
     rows: List[Tuple[int, str, str]] = field(default_factory=list)
     blank_lines: List[int] = field(default_factory=list)
+    cr_lines: List[int] = field(default_factory=list)  # lines that ended in CR (CRLF files), CR removed
 
     def as_dict(self) -> "OrderedDict[str, str]":
         out: "OrderedDict[str, str]" = OrderedDict()
@@ -100,9 +102,13 @@ class RawFile:
 
 def read_raw(path: str) -> RawFile:
     raw = RawFile(os.path.basename(path))
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+    # newline="\n": a CR is data, reported by validate, not a line break
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
         for n, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
+            line = line.rstrip("\n")
+            if line.endswith("\r"):
+                raw.cr_lines.append(n)
+                line = line.rstrip("\r")
             if not line.strip():
                 raw.blank_lines.append(n)
                 continue
@@ -409,6 +415,42 @@ def _fmt_dur(x: float) -> str:
 
 
 # ---------------------------------------------------------------- validation
+ISSUE_KINDS = {
+    # directory and file structure
+    "missing_dir": "the directory does not exist",
+    "missing_file": "a required file is missing",
+    "blank_line": "an empty line",
+    "unsorted": "a file not in LC_ALL=C order (reported once per file)",
+    "duplicate_id": "an id on two lines",
+    "missing_id": "an utterance in some per-utterance files and not in another",
+    "invalid_utf8": "a byte that is not UTF-8",
+    "control_char": "a control character (CR of a CRLF file, ...)",
+    # speakers and labels
+    "empty_speaker": "utt2spk without a speaker", "speaker_prefix": "utterance id not prefixed by its speaker",
+    "spk2utt_mismatch": "spk2utt disagrees with utt2spk",
+    "empty_text": "empty or whitespace-only text", "unknown_language": "utt2lang label not allowed",
+    "unknown_task": "utt2task label not allowed",
+    "language_script": "utt2lang contradicts the script of the transcript",
+    "target_too_long": "text longer than the decoder's limit (tokens)",
+    # audio
+    "missing_audio": "audio file missing", "unreadable_audio": "audio that cannot be opened",
+    "empty_audio": "audio without samples", "truncated_audio": "a WAV file shorter than its header says",
+    "multi_channel": "more than one channel", "non_finite_audio": "NaN or inf samples",
+    "silent_audio": "all samples silent", "sample_rate": "a sample rate other than --fs",
+    "bad_duration": "utt2dur not a number", "duration_mismatch": "utt2dur disagrees with the audio",
+    "bad_segment": "a segments line that is not RECO START END with 0 <= START < END",
+    "segment_out_of_range": "a segment ending after its recording",
+    "too_short": "shorter than --min_dur", "too_long": "longer than --max_dur",
+    "exceeds_encoder": "longer than the encoder takes", "no_duration": "duration limits without durations",
+    # frame alignments
+    "empty_alignment": "an alignment without frames", "bad_alignment": "an alignment label not allowed",
+    "alignment_length": "alignment frames disagree with the audio duration",
+    # warnings (the directory stays valid)
+    "speaker_in_train": "a speaker of this set also in a training set",
+    "sentence_in_train": "a source sentence of this set also in a training set",
+}
+
+
 @dataclass
 class Issue:
     file: str
@@ -417,12 +459,14 @@ class Issue:
     kind: str
     message: str
     utterance_level: bool = True  # removable by dropping the utterance
+    warning: bool = False  # reported, but the directory stays valid (test/train overlap)
 
     def format(self, dirname: str = "") -> str:
         loc = os.path.join(dirname, self.file) if dirname else self.file
         line = str(self.line) if self.line is not None else "-"
         who = f" utt {self.utt}:" if self.utt is not None else ""
-        return f"{loc}:{line}:{who} {self.kind}: {self.message}"
+        level = " warning:" if self.warning else ""
+        return f"{loc}:{line}:{who}{level} {self.kind}: {self.message}"
 
 
 @dataclass
@@ -433,23 +477,30 @@ class ValidationResult:
 
     @property
     def ok(self) -> bool:
-        return not self.issues
+        return all(i.warning for i in self.issues)
 
     def bad_utts(self) -> Dict[str, List[Issue]]:
         out: Dict[str, List[Issue]] = defaultdict(list)
         for i in self.issues:
-            if i.utterance_level and i.utt is not None:
+            if i.utterance_level and i.utt is not None and not i.warning:
                 out[i.utt].append(i)
         return dict(out)
 
-    def report(self) -> str:
-        lines = [i.format(self.path) for i in self.issues]
+    def counts(self, warnings: bool = False) -> Dict[str, int]:
+        """Issues per kind (the errors, or with ``warnings`` the warnings)."""
         kinds: Dict[str, int] = defaultdict(int)
         for i in self.issues:
-            kinds[i.kind] += 1
-        summary = ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "no issues"
+            if i.warning == warnings:
+                kinds[i.kind] += 1
+        return dict(sorted(kinds.items()))
+
+    def report(self) -> str:
+        lines = [i.format(self.path) for i in self.issues]
+        summary = ", ".join(f"{k}={v}" for k, v in self.counts().items()) or "no issues"
+        warned = ", ".join(f"{k}={v}" for k, v in self.counts(warnings=True).items())
         lines.append(
             f"{self.path}: {self.num_utts} utterances, {len(self.bad_utts())} invalid; {summary}"
+            + (f"; warnings: {warned}" if warned else "")
         )
         return "\n".join(lines)
 
@@ -464,8 +515,22 @@ def validate(
     fs: Optional[int] = None,
     check_audio: bool = True,
     progress: bool = True,
+    check_samples: bool = True,
+    max_encoder_dur: Optional[float] = None,
+    max_target_tokens: Optional[int] = None,
+    tokenizer: Optional[str] = None,
+    train_dirs: Sequence[str] = (),
 ) -> ValidationResult:
-    """Check a data directory; every problem becomes an :class:`Issue`."""
+    """Check a data directory; every problem becomes an :class:`Issue` (the kinds: :data:`ISSUE_KINDS`).
+
+    ``check_samples``: read every recording whole (empty, truncated, multi-channel, NaN/inf, all-silent
+    audio), not only its header. ``max_encoder_dur``: the longest audio the encoder takes (seconds).
+    ``max_target_tokens``: the decoder's limit on ``text``, counted with the Hugging Face tokenizer in
+    the directory ``tokenizer``. ``train_dirs``: training directories; an utterance whose speaker or
+    source sentence occurs in one of them is a warning (a test set overlapping training data).
+    """
+    if max_target_tokens is not None and tokenizer is None:
+        raise ValueError("max_target_tokens needs the tokenizer that counts the tokens")
     issues: List[Issue] = []
     if not os.path.isdir(path):
         return ValidationResult(path, [Issue(".", None, None, "missing_dir", "no such directory", False)], 0)
@@ -491,7 +556,14 @@ def validate(
         seen: Dict[str, Tuple[int, str]] = {}
         unsorted_reported = False
         utt_level = is_utt_file(n, has_segments)
+        cr_lines = set(raw.cr_lines)
         for ln, k, v in raw.rows:
+            if ln in cr_lines:  # rewriting the file (drop_invalid) removes the CR
+                issues.append(Issue(n, ln, k if utt_level else None, "control_char",
+                                    "line ends in CR (a Windows CRLF file?): convert it with dos2unix", False))
+            bad = _bad_characters(k + " " + v)
+            if bad:
+                issues.append(Issue(n, ln, k if utt_level else None, *bad, utt_level))
             if k in seen:
                 first_ln, first_v = seen[k]
                 if first_v == v:
@@ -548,6 +620,17 @@ def validate(
             if v not in allowed:
                 issues.append(Issue("utt2lang", raws["utt2lang"].line_of(u), u, "unknown_language",
                                     f"language {v!r} not in {','.join(languages)}"))
+    if "utt2lang" in tables:
+        for u, lang in tables["utt2lang"].items():
+            script = LANGUAGE_SCRIPTS.get(lang)
+            name = "src_text" if u in tables.get("src_text", {}) else (
+                "text" if tables.get("utt2task", {}).get(u) == "asr" and u in tables.get("text", {}) else None)
+            if script is None or name is None:
+                continue
+            why = _script_mismatch(tables[name][u], script)
+            if why:
+                issues.append(Issue(name, raws[name].line_of(u), u, "language_script",
+                                    f"utt2lang says {lang} ({script} script) but the transcript {why}"))
     if tasks is not None and "utt2task" in tables:
         allowed = set(tasks)
         for u, v in tables["utt2task"].items():
@@ -580,10 +663,17 @@ def validate(
     if check_audio and wav:
         reco_info: Dict[str, Tuple[int, int]] = {}
         reco_err: Dict[str, str] = {}
+        reco_faults: Dict[str, List[Tuple[str, str]]] = {}
         for r in tqdm(sorted(wav, key=sort_key), desc=f"validate {os.path.basename(path.rstrip('/'))}",
                       unit="file", disable=not progress or len(wav) < 200, mininterval=2.0):
             try:
-                reco_info[r] = audio_info(wav[r])
+                if check_samples:
+                    found = inspect_audio(wav[r])
+                    reco_faults[r] = _audio_faults(found)
+                    if found.num_samples > 0:
+                        reco_info[r] = (found.num_samples, found.rate)
+                else:
+                    reco_info[r] = audio_info(wav[r])
             except FileNotFoundError as e:
                 reco_err[r] = f"missing_audio|{e}"
             except Exception as e:  # unreadable: wrong format, truncated header...
@@ -599,6 +689,10 @@ def validate(
             kind, msg = err.split("|", 1)
             for u in utts_of_reco.get(r, []):
                 issues.append(Issue("wav.scp", raws["wav.scp"].line_of(r), u, kind, msg))
+        for r, faults in sorted(reco_faults.items()):
+            for kind, msg in faults:
+                for u in utts_of_reco.get(r, []):
+                    issues.append(Issue("wav.scp", raws["wav.scp"].line_of(r), u, kind, msg))
         for r, (nsamp, sr) in reco_info.items():
             rdur = nsamp / sr
             for u in utts_of_reco.get(r, []):
@@ -621,6 +715,20 @@ def validate(
             issues.append(Issue(src, ln, u, "too_short", f"duration {dur:.3f}s < {min_dur}s"))
         if max_dur is not None and dur > max_dur:
             issues.append(Issue(src, ln, u, "too_long", f"duration {dur:.3f}s > {max_dur}s"))
+        if max_encoder_dur is not None and dur > max_encoder_dur:
+            issues.append(Issue(src, ln, u, "exceeds_encoder",
+                                f"duration {dur:.3f}s is more than the encoder takes ({max_encoder_dur}s)"))
+    if max_target_tokens is not None and "text" in tables:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False)
+        for u, v in tables["text"].items():
+            n_tok = len(tok(v, add_special_tokens=False)["input_ids"])
+            if n_tok > max_target_tokens:
+                issues.append(Issue("text", raws["text"].line_of(u), u, "target_too_long",
+                                    f"{n_tok} tokens, the decoder's limit is {max_target_tokens}"))
+    for train_dir in train_dirs:
+        issues.extend(_train_overlap(tables, raws, train_dir))
     if (min_dur is not None or max_dur is not None) and not durs and wav:
         issues.append(Issue("utt2dur", None, None, "no_duration",
                             "duration limits given but no duration known (no utt2dur, audio not checked)", False))
@@ -634,6 +742,85 @@ def validate(
     order = {n: i for i, n in enumerate(sorted(raws))}
     issues.sort(key=lambda i: (sort_key(i.utt or ""), order.get(i.file, 99), i.line or 0))
     return ValidationResult(path, issues, len(all_ids))
+
+
+LANGUAGE_SCRIPTS = {"zh": "Han", "yue": "Han", "en": "Latin", "es": "Latin", "fr": "Latin", "de": "Latin"}
+
+
+def _is_han(c: str) -> bool:
+    return "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff"
+
+
+def _script_mismatch(transcript: str, script: str) -> Optional[str]:
+    """Why ``transcript`` is not in ``script`` (Han: has a Han character; Latin: has a Latin letter
+    and no Han character), or None."""
+    has_han = any(_is_han(c) for c in transcript)
+    if script == "Han":
+        return None if has_han else "has no Han character"
+    if has_han:
+        return "has Han characters"
+    latin = any(c.isalpha() and unicodedata.name(c, "").startswith("LATIN") for c in transcript)
+    return None if latin else "has no Latin letter"
+
+
+def _bad_characters(line: str) -> Optional[Tuple[str, str]]:
+    """(kind, message) of the first byte that is not UTF-8 or the first control character
+    (tab excepted) of a line as :func:`read_raw` read it, or None."""
+    for col, c in enumerate(line, 1):
+        if "\udc80" <= c <= "\udcff":  # surrogateescape of a byte that is not UTF-8
+            return "invalid_utf8", f"byte 0x{ord(c) - 0xDC00:02X} at column {col} is not UTF-8"
+        if c != "\t" and unicodedata.category(c) == "Cc":
+            return "control_char", f"control character U+{ord(c):04X} at column {col}"
+    return None
+
+
+def _audio_faults(found) -> List[Tuple[str, str]]:
+    """(kind, message) of what is wrong with a recording's samples (:class:`AudioCheck`)."""
+    faults = []
+    if found.num_samples == 0:
+        faults.append(("empty_audio", "audio has no samples"))
+    if found.truncated:
+        faults.append(("truncated_audio", f"the header announces {found.declared_samples} samples, "
+                                          f"the file holds {found.num_samples}"))
+    if found.channels > 1:
+        faults.append(("multi_channel", f"{found.channels} channels: the pipeline reads mono audio "
+                                        f"(pick a channel, e.g. 'sox IN -t wav - remix 1 |' in wav.scp)"))
+    if found.non_finite:
+        faults.append(("non_finite_audio", f"{found.non_finite} NaN or inf samples"))
+    if found.silent:
+        faults.append(("silent_audio", f"all silent (peak {found.peak:.2e})"))
+    return faults
+
+
+def _normalised_sentence(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _train_overlap(tables: Dict[str, Dict[str, str]], raws: Dict[str, RawFile], train_dir: str) -> List[Issue]:
+    """Warnings for utterances whose speaker or source sentence (``src_text``, else ``text``) occurs
+    in the data directory ``train_dir``."""
+    out: List[Issue] = []
+    train_spk = {}
+    if os.path.exists(os.path.join(train_dir, "utt2spk")):
+        for u, s in read_table(os.path.join(train_dir, "utt2spk")).items():
+            train_spk.setdefault(s, u)
+    for u, s in tables.get("utt2spk", {}).items():
+        if s in train_spk:
+            out.append(Issue("utt2spk", raws["utt2spk"].line_of(u), u, "speaker_in_train",
+                             f"speaker {s} also speaks in {train_dir} (e.g. {train_spk[s]})", False, True))
+    for name in ("src_text", "text"):
+        train_file = os.path.join(train_dir, name)
+        if name in tables and os.path.exists(train_file):
+            seen = {}
+            for u, v in read_table(train_file).items():
+                seen.setdefault(_normalised_sentence(v), u)
+            for u, v in tables[name].items():
+                other = seen.get(_normalised_sentence(v))
+                if other is not None and v.strip():
+                    out.append(Issue(name, raws[name].line_of(u), u, "sentence_in_train",
+                                     f"the same sentence is {other} in {train_file}", False, True))
+            break
+    return out
 
 
 def _bad_phone_id(label: str) -> Optional[str]:
@@ -748,11 +935,18 @@ def write_split(path: str, nj: int) -> Tuple[List[str], bool]:
 
 
 # ---------------------------------------------------------------- directory commands
-def check(path: str, drop_invalid: bool = False, **validate_kwargs) -> Tuple[ValidationResult, str]:
-    """Validate ``path``; with ``drop_invalid``, drop the invalid utterances (:func:`clean`) and
-    validate again. Returns the final result and the report (what was dropped included)."""
+def check(path: str, drop_invalid: bool = False, resample: bool = False,
+          **validate_kwargs) -> Tuple[ValidationResult, str]:
+    """Validate ``path``; with ``resample``, rewrite the audio of the wrong sample rate at ``fs`` and
+    validate again; with ``drop_invalid``, drop the invalid utterances (:func:`clean`) and
+    validate again. Returns the final result and the report (what was resampled and dropped included)."""
     res = validate(path, **validate_kwargs)
     text = res.report()
+    if resample and any(i.kind == "sample_rate" for i in res.issues):
+        done = resample_recordings(path, res, validate_kwargs["fs"])
+        text += f"\nresampled {len(done)} recordings to {validate_kwargs['fs']} Hz (in {os.path.join(path, 'resampled')})"
+        res = validate(path, **validate_kwargs)
+        text += "\nafter resampling:\n" + res.report()
     if drop_invalid and not res.ok:
         after, dropped = clean(path, res, **validate_kwargs)
         text += (f"\ndropped {len(dropped)} utterances (listed in {os.path.join(path, 'dropped.txt')})"
@@ -761,6 +955,31 @@ def check(path: str, drop_invalid: bool = False, **validate_kwargs) -> Tuple[Val
             text += "\nstill invalid after dropping:\n" + after.report()
         res = after
     return res, text
+
+
+def resample_recordings(path: str, result: ValidationResult, fs: int) -> List[str]:
+    """Rewrite every recording ``result`` found at a sample rate other than ``fs`` as 16-bit mono WAV at
+    ``fs`` under ``path/resampled/`` and point ``wav.scp`` at it; returns the recordings rewritten.
+    A multi-channel recording is left for the validation to report."""
+    from csst_espnet.data.audio import read_audio, resample, to_pcm16, write_pcm16
+
+    wav_file = os.path.join(path, "wav.scp")
+    raw = read_raw(wav_file)
+    wav = dict(raw.as_dict())
+    reco_on_line = {n: k for n, k, _ in raw.rows}  # wav.scp issues name the recording's line
+    wrong = {i.line for i in result.issues if i.file == "wav.scp" and i.kind == "sample_rate"}
+    multi = {i.line for i in result.issues if i.file == "wav.scp" and i.kind == "multi_channel"}
+    recos = sorted((reco_on_line[n] for n in wrong - multi), key=sort_key)
+    out_dir = os.path.join(path, "resampled")
+    os.makedirs(out_dir, exist_ok=True)
+    for r in recos:
+        x, rate = read_audio(wav[r])
+        y, _ = to_pcm16(resample(x, rate, fs))
+        out = os.path.join(out_dir, f"{r}.wav")
+        write_pcm16(out, y, fs)
+        wav[r] = out
+    write_table(wav_file, wav)
+    return recos
 
 
 def write_combined(out: str, paths: Sequence[str]) -> int:

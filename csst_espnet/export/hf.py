@@ -67,7 +67,7 @@ def export(config: str, model_file: str, out_dir: str, check_text: str = "we use
     with open(os.path.join(out_dir, "csst_config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(new_conf, f, allow_unicode=True, sort_keys=False)
 
-    loaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32, trust_remote_code=False)
     loaded.eval()
     got = llm_logits(loaded, ids, mask)
     scale = float(reference.abs().max().clamp(min=1.0))

@@ -6,10 +6,10 @@ data file), turned into model inputs by the model's preprocessing and padded by 
 consecutive batches of ``batch_size``. See docs/architecture.md.
 """
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
 
-from torch.utils.data import DataLoader
-
+from csst_espnet.data.audio import audio_info
+from csst_espnet.data.kaldi_dir import read_raw
 from csst_espnet.tasks.csst import CSSTTask
 
 
@@ -20,10 +20,13 @@ def data_loader(
     batch_size: int,
     key_file: Optional[str] = None,
     num_workers: int = 1,
-) -> DataLoader:
+) -> Iterator[Tuple[list, dict]]:
     """``(keys, batch)`` pairs: utterance ids and the collated batch (``speech`` (B, S),
-    ``speech_lengths`` (B,), and what the preprocessing adds)."""
-    return CSSTTask.build_streaming_iterator(
+    ``speech_lengths`` (B,), and what the preprocessing adds).
+
+    Audio that cannot be read when its batch is loaded (a file deleted after validation) stops the
+    iteration with an error naming the utterance and its ``wav.scp`` line."""
+    loader = CSSTTask.build_streaming_iterator(
         data_path_and_name_and_type=data_path_and_name_and_type,
         dtype="float32",
         batch_size=batch_size,
@@ -34,6 +37,37 @@ def data_loader(
         allow_variable_data_keys=False,
         inference=True,
     )
+    done: Set[str] = set()
+    try:
+        for keys, batch in loader:
+            done.update(keys)
+            yield keys, batch
+    except Exception as e:
+        bad = _first_unreadable_audio(data_path_and_name_and_type, key_file, done)
+        if bad is None:
+            raise
+        raise RuntimeError(f"cannot read the audio of utterance {bad[0]} ({bad[1]}): {bad[2]}") from e
+
+
+def _first_unreadable_audio(data_path_and_name_and_type, key_file: Optional[str],
+                            done: Set[str]) -> Optional[Tuple[str, str, str]]:
+    """(utterance, ``file:line``, error) of the first utterance not in ``done``, in key order, whose
+    ``sound`` entry cannot be read; None when every one can."""
+    for path, _, kind in data_path_and_name_and_type:
+        if kind != "sound":
+            continue
+        raw = read_raw(path)
+        entries = {k: (n, v) for n, k, v in raw.rows}
+        order = [k for _, k, _ in read_raw(key_file).rows] if key_file else list(entries)
+        for key in order:
+            if key in done or key not in entries:
+                continue
+            line, entry = entries[key]
+            try:
+                audio_info(entry)
+            except Exception as err:  # missing, truncated, not audio: named in the error above
+                return key, f"{path}:{line}", f"{type(err).__name__}: {err}"
+    return None
 
 
 def count_keys(data_path_and_name_and_type: Sequence[Tuple[str, str, str]], key_file: Optional[str]) -> int:

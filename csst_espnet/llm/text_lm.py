@@ -224,7 +224,7 @@ def check_saved_tokenizer(tokenizer, out_dir: str, examples: Sequence[Example], 
     """
     from transformers import AutoTokenizer
 
-    reloaded = AutoTokenizer.from_pretrained(out_dir)
+    reloaded = AutoTokenizer.from_pretrained(out_dir, trust_remote_code=False)
     texts = [tokenizer.decode(e.ids, skip_special_tokens=False) for e in examples[:n]]
     texts.append("Transcribe the speech.\n我们用 gradient descent 来训练")
     same = type(reloaded) is type(tokenizer) and all(
@@ -260,7 +260,7 @@ def train(conf: Dict, tokenizer_dir: str, out_dir: str, mono: Sequence[Tuple[str
         raise ValueError(f"arch must be llama or qwen2, got {conf['arch']!r}")
     random.seed(conf["seed"])
     torch.manual_seed(conf["seed"])
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
     if tokenizer.pad_token_id is None:
         raise ValueError(f"{tokenizer_dir}: the tokenizer has no pad token")
     template = PromptTemplate(tokenizer, **(conf["prompt_conf"] or {}))
@@ -372,7 +372,7 @@ def load_prompt_template(model_dir: str, info: Dict):
     from csst_espnet.text.prompt import PromptTemplate
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir if info.get("tokenizer_in_model_dir", True)
-                                              else info["tokenizer"])
+                                              else info["tokenizer"], trust_remote_code=False)
     return PromptTemplate(tokenizer, **(info["config"].get("prompt_conf") or {}))
 
 
@@ -381,7 +381,7 @@ def load_text_lm(model_dir: str):
     from transformers import AutoModelForCausalLM
 
     template = load_prompt_template(model_dir, read_info(model_dir))
-    return AutoModelForCausalLM.from_pretrained(model_dir), template.tokenizer, template
+    return AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False), template.tokenizer, template
 
 
 def check_prompts(model_dir: str, template, prompt_conf: Dict, languages: Sequence[str]) -> None:

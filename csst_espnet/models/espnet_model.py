@@ -99,6 +99,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         """After each optimiser update (``CSSTTrainer``): the hooks' schedules (e.g. the transition's λ) advance."""
         for hook in self.aux_losses.values():
             hook.on_update()
+        self.projector.on_update()  # the MoE projector's router-collapse check
 
     # ------------------------------------------------------------------ speech side
     def encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -22,3 +22,6 @@ class AbsProjector(torch.nn.Module, ABC):
         self, xs: torch.Tensor, xs_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def on_update(self) -> None:
+        """After each optimiser update (``ESPnetCSSTModel.on_update``); nothing by default."""

@@ -28,6 +28,7 @@ E = num_experts, G = num_groups, n = experts_per_group, k = top_k, S = N * k ass
 L = num_layers.
 """
 
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -359,6 +360,10 @@ class MoESpeechProjector(AbsProjector):
     ``token_frame_labelled`` (N,) bool when the data has frame-level language labels (``lang_ali``;
     ``token_lang_from_frames`` maps them to tokens, see ``ESPnetCSSTModel._with_frame_languages``);
     the losses then use it instead of the utterance label.
+
+    Router collapse is never silent: in training, the dispatches of each layer are counted per expert,
+    and every ``collapse_window`` optimiser updates (``on_update``) a layer whose busiest expert took
+    more than ``collapse_share`` of its group's dispatches is logged as a warning (window 0: no check).
     """
 
     def __init__(
@@ -377,8 +382,16 @@ class MoESpeechProjector(AbsProjector):
         expert_act: str = "gelu",
         expert_bias: bool = True,
         dispatch: str = "auto",
+        collapse_share: float = 0.9,
+        collapse_window: int = 100,
     ):
         super().__init__()
+        if not 0 < collapse_share <= 1 or collapse_window < 0:
+            raise ValueError("collapse_share must be in (0, 1] and collapse_window >= 0")
+        self.collapse_share = collapse_share
+        self.collapse_window = collapse_window
+        self.collapse_warnings = 0  # warnings logged so far
+        self._updates = 0
         groups = list(groups)
         if not groups or len(set(groups)) != len(groups):
             raise ValueError(f"projector groups must be a non-empty list of distinct languages, got {groups}")
@@ -413,6 +426,29 @@ class MoESpeechProjector(AbsProjector):
             [MoELayer(self.downsample.output_size, output_size, **layer_conf)]
             + [MoELayer(output_size, output_size, **layer_conf) for _ in range(num_layers - 1)]
         )
+        # dispatches per (layer, expert) since the last collapse check; not saved in checkpoints
+        self.register_buffer("dispatch_counts", torch.zeros(num_layers, self.num_experts), persistent=False)
+
+    def on_update(self) -> None:
+        """After each optimiser update: every ``collapse_window`` updates, warn of collapsed groups."""
+        if not self.collapse_window:
+            return
+        self._updates += 1
+        if self._updates % self.collapse_window:
+            return
+        counts = self.dispatch_counts.view(self.num_layers, self.num_groups, self.experts_per_group).cpu()
+        for layer in range(self.num_layers):
+            for g, group in enumerate(self.groups):
+                total = float(counts[layer, g].sum())
+                top, j = counts[layer, g].max(0)
+                if total > 0 and self.experts_per_group > 1 and float(top) / total > self.collapse_share:
+                    self.collapse_warnings += 1
+                    logging.warning(
+                        f"router collapse: layer {layer}, group {group}: expert {int(j)} took "
+                        f"{float(top) / total:.1%} of the group's {int(total)} dispatches over the last "
+                        f"{self.collapse_window} updates (warning above {self.collapse_share:.0%}: "
+                        f"projector_conf collapse_share / collapse_window)")
+        self.dispatch_counts.zero_()
 
     def output_size(self) -> int:
         return self._output_size
@@ -463,6 +499,9 @@ class MoESpeechProjector(AbsProjector):
             all_logits.append(logits)
             all_index.append(expert_index)
             all_gates.append(gates)
+            if self.training and self.collapse_window:
+                self.dispatch_counts[i] += torch.bincount(expert_index.reshape(-1).detach(),
+                                                          minlength=self.num_experts).to(self.dispatch_counts.dtype)
 
         # Scatter back into the padded layout; padding positions stay zero.
         out = h.new_zeros(batch * tokens, self._output_size).index_copy(0, flat_index, h)

@@ -151,6 +151,15 @@ class CSSTTask(AbsTask):
             help="Model options: ce_weight, speech_warmup_epochs, ignore_id, extract_feats_in_collect_stats",
         )
 
+        group.add_argument(
+            "--nonfinite",
+            type=str,
+            default="skip",
+            choices=["skip", "stop"],
+            help="A batch with a non-finite loss or gradient: skip its update (logged with its utterance ids "
+            "and counted) or stop the run",
+        )
+
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True, help="Apply preprocessing")
         group.add_argument(
@@ -203,6 +212,7 @@ class CSSTTask(AbsTask):
             raise ValueError("set --tokenizer or llm_conf.model_name_or_path")
         augment_conf = getattr(args, "augment_conf", None) if augment else None
         return build_preprocessor(tokenizer, args.languages, args.prompt_conf, augment_conf=augment_conf,
+                                  trust_remote_code=bool(args.llm_conf.get("trust_remote_code", False)),
                                   **args.preprocessor_conf)
 
     @classmethod

@@ -111,12 +111,14 @@ def build_preprocessor(
     default_task: str = "st",
     default_lang: str = "cs",
     augment_conf: Optional[Dict] = None,
+    trust_remote_code: bool = False,
 ) -> CSSTPreprocessor:
     """Load the LLM tokenizer from ``tokenizer_path`` and build the preprocessor; ``augment_conf``:
-    the options of an :class:`Augmenter` applied to the speech (none without it)."""
+    the options of an :class:`Augmenter` applied to the speech (none without it). A tokenizer that
+    needs its own code runs it only with ``trust_remote_code`` (``llm_conf.trust_remote_code``)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=trust_remote_code)
     template = PromptTemplate(tokenizer, **(prompt_conf or {}))
     augment = Augmenter(**augment_conf) if augment_conf else None
     return CSSTPreprocessor(template, languages, default_task=default_task, default_lang=default_lang,

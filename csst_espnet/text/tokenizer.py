@@ -175,7 +175,7 @@ def make_tokenizer(out_dir: str, sentences: Sequence[str], vocab_size: int = 800
     # reload as any user would, and check what was saved
     from transformers import AutoTokenizer
 
-    loaded = AutoTokenizer.from_pretrained(out_dir)
+    loaded = AutoTokenizer.from_pretrained(out_dir, trust_remote_code=False)
     for name in ("bos", "eos", "pad", "unk"):
         if getattr(loaded, f"{name}_token") != SPECIALS[name]:
             raise RuntimeError(f"{out_dir}: {name}_token is {getattr(loaded, f'{name}_token')!r}")

@@ -33,6 +33,7 @@ inference_num_threads=1  # CPU threads of each decoding job
 dumpdir=dump          # formatted data
 expdir=exp            # experiments
 python=               # Python interpreter (default: ${PYTHON} from path.sh, else python3)
+overwrite=false       # stages 10-13: train / decode again what is finished (default: keep it, resume the rest)
 
 # Data preparation
 local_data_opts=      # options of local/data.sh
@@ -119,7 +120,7 @@ Stages: 1 data preparation (local/data.sh), 2 speed perturbation and test condit
 Options are --name value (dashes and underscores alike), booleans true|false:
   --stage/--stop_stage N, --skip_data_prep/--skip_train/--skip_eval/--skip_packing true|false,
   --ngpu N, --num_nodes N, --nj N, --inference_nj N, --gpu_inference true|false,
-  --inference_num_threads N, --dumpdir DIR, --expdir DIR, --python PATH,
+  --inference_num_threads N, --dumpdir DIR, --expdir DIR, --python PATH, --overwrite true|false,
   --local_data_opts "...", --speed_perturb_factors "0.9 1.0 1.1", --speed_perturb_sets "...",
   --fs HZ, --min_wav_duration S, --max_wav_duration S, --drop_invalid true|false,
   --lang_pair SRC-TGT, --languages "zh,en,cs",
@@ -498,6 +499,17 @@ fi
 train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT ARGS
     local _stage=$1 _name=$2 _config=$3 _exp=$4 _train=$5 _valid=$6 _init=$7 _args=$8
     stage_begin "${_stage}" "${_name}: ${_config}, data ${_train}, valid ${_valid} -> ${_exp}"
+    # a finished run is kept (a rerun is a no-op); an interrupted one resumes (--resume true) if it was
+    # started by the same command, else it is an error: never a directory of two runs mixed
+    if "${overwrite}" && [ -d "${_exp}" ]; then
+        log "${_name}: --overwrite true: removes ${_exp}"
+        rm -rf "${_exp}"
+    fi
+    if [ -f "${_exp}/training.done" ] && [ -f "${_exp}/${inference_model}" ]; then
+        log "${_name}: ${_exp} is finished (${_exp}/training.done): kept; --overwrite true trains it again"
+        stage_end "${_stage}" "$(basename "${_exp}")"
+        return 0
+    fi
     local _opts=""
     if [ -n "${_init}" ]; then
         [ -f "${_init}" ] || { log "${_name}: the initial model ${_init} does not exist"; exit 1; }
@@ -529,19 +541,29 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
             fi
         done
     done
-    mkdir -p "${_exp}"
-    write_resume "${_exp}" "${_stage}"
-    log "${_name}: log in ${_exp}/train.log"
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
-        ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
+    local _cmd
+    _cmd=$(echo ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
             --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
             $(data_args train "${_train}") $(data_args valid "${_valid}") ${_extra} \
             --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
             --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
-            ${_opts} ${train_args} ${_args} \
+            ${_opts} ${train_args} ${_args})
+    if [ -f "${_exp}/train.cmd" ] && [ "$(cat "${_exp}/train.cmd")" != "${_cmd}" ]; then
+        log "${_name}: ${_exp} holds an unfinished run of another command (${_exp}/train.cmd);" \
+            "rerun with --overwrite true to start it again"
+        exit 1
+    fi
+    mkdir -p "${_exp}"
+    echo "${_cmd}" > "${_exp}/train.cmd"
+    write_resume "${_exp}" "${_stage}"
+    [ -f "${_exp}/checkpoint.pth" ] && log "${_name}: resumes from ${_exp}/checkpoint.pth"
+    log "${_name}: log in ${_exp}/train.log"
+    # shellcheck disable=SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" ${_cmd} \
         || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
     [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
+    date '+%Y-%m-%dT%H:%M:%S' > "${_exp}/training.done"
     grep -a "epoch results" "${_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //' >&2 || true
     stage_end "${_stage}" "$(basename "${_exp}")"
 }
@@ -589,13 +611,17 @@ decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over t
     local _exp=$1 _logdir=$2 _with_task=$3 _s _dirs=() _data _n _nj _data_opts
     shift 3
     for _s in "$@"; do _dirs+=("${data_feats}/${_s}"); done
-    rm -rf "${_logdir}"
+    # finished shards (output.JOB/DONE, same model, data, keys and options) are kept: a rerun decodes the rest
+    if "${overwrite}"; then rm -rf "${_logdir}"; fi
     mkdir -p "${_logdir}"
     _data=${_logdir}/data
     ${python} -m csst_espnet.bin.recipe_utils union_dir "${_data}" "${_dirs[@]}" >/dev/null
     _n=$(wc -l < "${_data}/wav.scp")
     _nj=$(min "${inference_nj}" "${_n}")
     ${python} -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
+    for _d in "${_logdir}"/output.*; do  # shards of an earlier run with more jobs
+        if [ -d "${_d}" ] && [ "${_d##*.}" -gt "${_nj}" ]; then rm -rf "${_d}" "${_logdir}/keys.${_d##*.}.scp"; fi
+    done
     _data_opts="--data_path_and_name_and_type ${_data}/wav.scp,speech,sound"
     if "${inference_use_lang}"; then
         _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
