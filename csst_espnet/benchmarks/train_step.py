@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -55,12 +55,27 @@ def build_text_lm(out_dir: str, text_lm_config: str, vocab_size: int, seed: int 
     return out_dir
 
 
-def parse_phase_args(config: str, llm_dir: str, extra: Sequence[str] = ()) -> argparse.Namespace:
-    """csst_train's options of the phase ``config`` with the LLM directory replaced by ``llm_dir``."""
+def parse_phase_args(config: str, llm_dir: str, overrides: Sequence[str] = ()) -> argparse.Namespace:
+    """csst_train's options of the phase ``config`` with the LLM directory replaced by ``llm_dir``, then
+    ``overrides``: ``KEY=YAML_VALUE`` with KEY an option or a dotted path into one (``llm_conf.dtype``)."""
     from csst_espnet.tasks.csst import CSSTTask
 
-    args = CSSTTask.get_parser().parse_args(["--config", config, *extra])
+    args = CSSTTask.get_parser().parse_args(["--config", config])
     args.llm_conf = dict(args.llm_conf, model_name_or_path=llm_dir)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        option, *path = key.split(".")
+        if not sep or not hasattr(args, option):
+            raise ValueError(f"--set expects OPTION[.KEY...]=VALUE with a csst_train option, got {item!r}")
+        if not path:
+            setattr(args, option, yaml.safe_load(value))
+            continue
+        conf = dict(getattr(args, option) or {})
+        setattr(args, option, conf)
+        for name in path[:-1]:
+            conf[name] = dict(conf.get(name) or {})
+            conf = conf[name]
+        conf[path[-1]] = yaml.safe_load(value)
     return args
 
 
@@ -86,8 +101,9 @@ def build_phase_model(args: argparse.Namespace, work_dir: str):
 
 class SyntheticUtterances:
     """Raw utterances as ESPnet's dataset yields them (before preprocessing), of the demo's shapes:
-    1.5-4 s of noise at 16 kHz, a grammar sentence as text, frame phone ids and, for code-switched
-    utterances, frame language codes."""
+    noise at 16 kHz, a grammar sentence as text, frame phone ids and, for code-switched utterances,
+    frame language codes. A batch's utterances last nearly alike (1.5-4 s, within 3 %), as in the
+    length-sorted batches of ``batch_type: folded``."""
 
     def __init__(self, kinds: Sequence[str], num_phones: int, seed: int = 0, fs: int = 16000):
         from csst_espnet.synth.grammar_zh_en import corpus_sentences
@@ -100,11 +116,15 @@ class SyntheticUtterances:
         self.rng = random.Random(seed)
         self.count = 0
 
-    def next(self) -> Dict:
+    def batch(self, size: int) -> List[Tuple[str, Dict]]:
+        """``size`` raw utterances ``(utt_id, data)`` of about one duration."""
+        seconds = self.rng.uniform(1.5, 4.0)
+        return [(f"utt{self.count}", self.next(seconds * self.rng.uniform(0.97, 1.0))) for _ in range(size)]
+
+    def next(self, seconds: float) -> Dict:
         kind = self.kinds[self.count % len(self.kinds)]
         self.count += 1
         sentence = self.rng.choice(self.sentences)
-        seconds = self.rng.uniform(1.5, 4.0)
         samples = int(seconds * self.fs)
         frames = samples // (self.fs // 100)
         data = {
@@ -201,7 +221,7 @@ def time_steps(model, args, utterances: SyntheticUtterances, batch_size: int, st
         for step in range(warmup + steps):
             timer.reset()
             t0 = time.perf_counter()
-            raw = [(f"utt{utterances.count + i}", utterances.next()) for i in range(batch_size)]
+            raw = utterances.batch(batch_size)
             t_data = time.perf_counter()
             _, batch = collate([(uid, preprocess(uid, data)) for uid, data in raw])
             t1 = time.perf_counter()
@@ -249,7 +269,7 @@ def cpu_model() -> str:
 
 def run(config: str, text_lm_config: Optional[str] = None, vocab_size: int = 800, kinds: Sequence[str] = KINDS,
         batch_size: Optional[int] = None, steps: int = 5, warmup: int = 2, epochs: Optional[Sequence[int]] = None,
-        threads: int = 0, seed: int = 0, extra: Sequence[str] = ()) -> Dict:
+        threads: int = 0, seed: int = 0, overrides: Sequence[str] = ()) -> Dict:
     """Build the phase's model and time its training steps; returns the JSON-ready result.
 
     ``text_lm_config``: the LLM's architecture (default: ``text_lm.yaml`` beside ``config``);
@@ -263,7 +283,7 @@ def run(config: str, text_lm_config: Optional[str] = None, vocab_size: int = 800
     with tempfile.TemporaryDirectory(prefix="bench_train_step_") as work_dir:
         t0 = time.perf_counter()
         llm_dir = build_text_lm(os.path.join(work_dir, "llm"), text_lm_config, vocab_size, seed)
-        args = parse_phase_args(config, llm_dir, extra)
+        args = parse_phase_args(config, llm_dir, overrides)
         model = build_phase_model(args, work_dir)
         build_s = time.perf_counter() - t0
         num_phones = next((spec.get("conf", {}).get("num_phones", 128) for spec in args.aux_losses
@@ -277,6 +297,7 @@ def run(config: str, text_lm_config: Optional[str] = None, vocab_size: int = 800
         runs = [time_steps(model, args, utterances, batch_size, steps, warmup, epoch) for epoch in epochs]
     return {
         "config": config,
+        "overrides": list(overrides),
         "text_lm_config": text_lm_config,
         "batch_size": batch_size,
         "kinds": list(kinds),
@@ -293,7 +314,7 @@ def run(config: str, text_lm_config: Optional[str] = None, vocab_size: int = 800
 
 def format_table(result: Dict) -> str:
     lines = [
-        f"{result['config']}: batch {result['batch_size']} ({' '.join(result['kinds'])}), "
+        f"{result['config']}{''.join(' ' + o for o in result['overrides'])}: batch {result['batch_size']} ({' '.join(result['kinds'])}), "
         f"{result['parameters']['trainable']:,} of {result['parameters']['total']:,} parameters trained",
         f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}, {result['date']}, "
         f"load {result['loadavg_1min']:.2f}",

@@ -29,6 +29,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="training epochs to time (default: 1, and the first after speech-only warm-up epochs)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="OPTION[.KEY]=VALUE",
+                        help="change a csst_train option of the config, e.g. llm_conf.dtype=bfloat16 (repeatable)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     return parser
 
@@ -36,7 +38,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = get_parser().parse_args(argv)
     result = run(args.config, args.text_lm_config, args.vocab_size, args.kinds, args.batch_size, args.steps,
-                 args.warmup, args.epochs, args.threads, args.seed)
+                 args.warmup, args.epochs, args.threads, args.seed,
+                 args.overrides)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
