@@ -142,79 +142,6 @@ class _GatedRowsToTokens(torch.autograd.Function):
         return grad_rows.mul_(gate_of.unsqueeze(-1)), grad_gates, None, None
 
 
-class _GroupedExpertMLP(torch.autograd.Function):
-    """The experts' 2-layer MLPs on expert-sorted rows with two grouped matmuls, and a hand-written
-    backward that allocates only what it returns.
-
-    xs (S, in), w_in (E, in, h_in), b_in (E, h_in) or None, w_out (E, hidden, out), sorted_expert (S,),
-    offsets (E,) int32 slice ends -> ys (S, out) without the output bias (h_in = 2 * hidden for
-    gated activations).  Autograd through the same ops keeps the activation's inputs and outputs
-    and, in backward, allocates a (S, h_in) gradient per elementwise op plus the concatenation of
-    [gate ; up]; here the activation's gradient is written into the saved pre-activation buffer.
-    """
-
-    @staticmethod
-    def forward(ctx, xs, w_in, b_in, w_out, sorted_expert, offsets, act_name: str):
-        grouped_mm = _grouped_mm_fn()
-        h = grouped_mm(xs, w_in, offs=offsets)  # (S, h_in)
-        if b_in is not None:
-            h.add_(b_in.index_select(0, sorted_expert))
-        a = _activation_forward(act_name, h)  # (S, hidden)
-        ys = grouped_mm(a, w_out, offs=offsets)  # (S, out)
-        ctx.act_name = act_name
-        ctx.has_bias = b_in is not None
-        ctx.save_for_backward(xs, w_in, w_out, sorted_expert, offsets, h, a)
-        return ys
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_ys):
-        xs, w_in, w_out, sorted_expert, offsets, h, a = ctx.saved_tensors
-        grouped_mm = _grouped_mm_fn()
-        grad_ys = grad_ys.contiguous()
-        grad_a = grouped_mm(grad_ys, w_out.transpose(1, 2), offs=offsets)  # (S, hidden)
-        grad_w_out = grouped_mm(a.t(), grad_ys, offs=offsets) if ctx.needs_input_grad[3] else None  # (E, hidden, out)
-        grad_h = _activation_backward_(ctx.act_name, h, grad_a)  # (S, h_in), in h's buffer
-        grad_w_in = grouped_mm(xs.t(), grad_h, offs=offsets) if ctx.needs_input_grad[1] else None  # (E, in, h_in)
-        grad_b_in = None
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b_in = grad_h.new_zeros(w_in.size(0), grad_h.size(1)).index_add_(0, sorted_expert, grad_h)
-        grad_xs = grouped_mm(grad_h, w_in.transpose(1, 2), offs=offsets) if ctx.needs_input_grad[0] else None
-        return grad_xs, grad_w_in, grad_b_in, grad_w_out, None, None, None
-
-
-def _activation_forward(name: str, h: torch.Tensor) -> torch.Tensor:
-    """(S, h_in) -> (S, hidden): ``act(gate) * up`` for gated activations, else ``act(h)``."""
-    if name in GATED_ACTIVATIONS:
-        gate, up = h.chunk(2, dim=-1)
-        return GATED_ACTIVATIONS[name](gate).mul_(up)
-    return ACTIVATIONS[name](h)
-
-
-def _activation_backward_(name: str, h: torch.Tensor, grad_a: torch.Tensor) -> torch.Tensor:
-    """Gradient of :func:`_activation_forward` at ``h`` given ``grad_a``, written into ``h``."""
-    if name == "swiglu":
-        gate, up = h.chunk(2, dim=-1)
-        grad_up = F.silu(gate).mul_(grad_a)
-        grad_a.mul_(up)  # grad_a is this function's own buffer: now the gradient of silu(gate)
-        torch.ops.aten.silu_backward.grad_input(grad_a, gate, grad_input=gate)
-        up.copy_(grad_up)
-        return h
-    if name in GATED_ACTIVATIONS:
-        gate, up = h.chunk(2, dim=-1)
-        with torch.enable_grad():
-            g = gate.detach().requires_grad_(True)
-            act = GATED_ACTIVATIONS[name](g)
-            (d_gate,) = torch.autograd.grad(act, g, grad_a * up)
-        up.copy_(act.detach().mul_(grad_a))
-        gate.copy_(d_gate)
-        return h
-    with torch.enable_grad():
-        x = h.detach().requires_grad_(True)
-        (grad_h,) = torch.autograd.grad(ACTIVATIONS[name](x), x, grad_a)
-    return h.copy_(grad_h)
-
-
 # --------------------------------------------------------------------------------------------------
 # experts
 # --------------------------------------------------------------------------------------------------
@@ -240,7 +167,6 @@ class MoEExperts(torch.nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        self.act_name = activation
         if activation in GATED_ACTIVATIONS:
             self.act, self.gated = GATED_ACTIVATIONS[activation], True
         elif activation in ACTIVATIONS:
@@ -320,7 +246,12 @@ class MoEExperts(torch.nn.Module):
         xs = _TokensToRows.apply(x, token_of, slots)  # (S, in), grouped by expert
         if use_grouped_mm and xs.size(0) > 0:
             offsets = ends.to(torch.int32)
-            ys = _GroupedExpertMLP.apply(xs, self.w_in, self.b_in, self.w_out, sorted_expert, offsets, self.act_name)
+            grouped_mm = _grouped_mm_fn()
+            h = grouped_mm(xs, self.w_in, offs=offsets)  # (S, hidden[*2])
+            if self.b_in is not None:
+                h = h + self.b_in.index_select(0, sorted_expert)
+            h = self._hidden(h)  # (S, hidden)
+            ys = grouped_mm(h, self.w_out, offs=offsets)  # (S, out)
         else:
             # One matmul per expert on its contiguous slice (empty slices keep every expert in the graph).
             # unbind, not w[e]: its backward stacks the E gradients once instead of E full-size zeros.
