@@ -314,7 +314,8 @@ def run(config: str, text_lm_config: Optional[str] = None, vocab_size: int = 800
 
 def format_table(result: Dict) -> str:
     lines = [
-        f"{result['config']}{''.join(' ' + o for o in result['overrides'])}: batch {result['batch_size']} ({' '.join(result['kinds'])}), "
+        f"{' '.join([result['config'], *result['overrides']])}: batch {result['batch_size']} "
+        f"({' '.join(result['kinds'])}), "
         f"{result['parameters']['trainable']:,} of {result['parameters']['total']:,} parameters trained",
         f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}, {result['date']}, "
         f"load {result['loadavg_1min']:.2f}",

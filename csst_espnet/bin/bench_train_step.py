@@ -18,7 +18,8 @@ from csst_espnet.benchmarks.train_step import KINDS, format_table, run, write_js
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a phase config (train_phase{1,2,3}.yaml)")
-    parser.add_argument("--text_lm_config", default=None, help="LLM architecture (default: text_lm.yaml beside --config)")
+    parser.add_argument("--text_lm_config", default=None,
+                        help="LLM architecture (default: text_lm.yaml beside --config)")
     parser.add_argument("--vocab_size", type=int, default=800, help="tokenizer size (the demo's --nbpe)")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS,
                         help="utterance kinds of the batches, in turn")
