@@ -67,7 +67,10 @@ def test_routing_picks_true_top_k_and_gates_sum_to_one():
 
 
 @pytest.mark.parametrize("dispatch", DISPATCHED)
-@pytest.mark.parametrize("act,bias,downsample", [("gelu", True, "stack"), ("swiglu", False, "conv")])
+@pytest.mark.parametrize(
+    "act,bias,downsample",
+    [("gelu", True, "stack"), ("swiglu", False, "conv"), ("swiglu", True, "stack"), ("geglu", True, "stack")],
+)
 def test_dispatch_equals_dense_reference(dispatch, act, bias, downsample):
     p = make_projector(expert_act=act, expert_bias=bias, downsample=downsample, expert_hidden=32)
     xs, lens = batch()

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from csst_espnet.projector.moe import MoELayer, grouped_mm_supported
+from csst_espnet.projector.moe import MoELayer, grouped_mm_fn, grouped_mm_supported
 
 DEFAULTS = dict(
     encoder_width=1280,
@@ -128,6 +128,26 @@ class OursMoE(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x, self.dispatch)[0]
+
+
+class ExpertMatmulsOnly(torch.nn.Module):
+    """Our layer's experts alone on rows already sorted by expert: the two grouped matmuls and the
+    activation, no routing, sorting or permutation (what the rest of the layer adds is ours minus this)."""
+
+    def __init__(self, layer: MoELayer, x: torch.Tensor):
+        super().__init__()
+        self.experts = layer.experts
+        with torch.no_grad():
+            _, expert_index, _ = layer.route(x)
+        sorted_expert, order = torch.sort(expert_index.reshape(-1), stable=True)
+        ends = torch.searchsorted(sorted_expert, torch.arange(layer.num_experts, device=x.device), right=True)
+        self.register_buffer("offsets", ends.to(torch.int32), persistent=False)
+        self.token_of = torch.div(order, layer.top_k, rounding_mode="floor")
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        grouped_mm = grouped_mm_fn()
+        h = grouped_mm(rows, self.experts.w_in, offs=self.offsets)
+        return grouped_mm(self.experts._hidden(h), self.experts.w_out, offs=self.offsets)
 
 
 class DenseSwiGLU(torch.nn.Module):
@@ -259,6 +279,10 @@ def run(
     ours_row = add(f"ours ({ours_dispatch})", "ours", OursMoE(ours_layer, ours_dispatch))
     if ours_dispatch == "grouped_mm":
         add("ours (sorted)", "ours_alt", OursMoE(ours_layer, "sorted"), note="informational")
+        only = ExpertMatmulsOnly(ours_layer, x)
+        sorted_rows = x.detach().index_select(0, only.token_of).requires_grad_(True)
+        add("ours: experts' grouped matmuls only", "info", only, inputs=(sorted_rows, torch.randn_like(sorted_rows)),
+            note="rows pre-sorted by expert: no routing, sort or permutation; informational")
 
     # The peer, every experts implementation; check it computes what we compute.
     max_diff = {}

@@ -49,7 +49,7 @@ GATED_ACTIVATIONS = {"swiglu": F.silu, "geglu": F.gelu}
 _GROUPED_MM_PROBE: Dict[Tuple[str, torch.dtype], bool] = {}
 
 
-def _grouped_mm_fn():
+def grouped_mm_fn():
     """``torch.nn.functional.grouped_mm`` (torch >= 2.10) or ``torch._grouped_mm``, else None."""
     return getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
 
@@ -60,7 +60,7 @@ def grouped_mm_supported(device: torch.device, dtype: torch.dtype) -> bool:
     torch 2.11 has a CPU kernel (fp32 and bf16); on CUDA it needs compute capability >= 8.0 and
     usually bf16.  Rather than encode those rules, a tiny forward+backward is tried.
     """
-    fn = _grouped_mm_fn()
+    fn = grouped_mm_fn()
     if fn is None:
         return False
     device = torch.device(device)
@@ -247,7 +247,7 @@ class MoEExperts(torch.nn.Module):
         xs = _TokensToRows.apply(x, token_of, slots)  # (S, in), grouped by expert
         if use_grouped_mm and xs.size(0) > 0:
             offsets = ends.to(torch.int32)
-            grouped_mm = _grouped_mm_fn()
+            grouped_mm = grouped_mm_fn()
             h = grouped_mm(xs, self.w_in, offs=offsets)  # (S, hidden[*2])
             if self.b_in is not None:
                 h = h + self.b_in.index_select(0, sorted_expert)
