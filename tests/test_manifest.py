@@ -75,7 +75,7 @@ def test_tsv_import_derives_labels_tasks_speakers_and_safe_ids(tmp_path):
     assert res.ok, res.issues
     assert (summary.utterances, summary.derived_languages, summary.fallback_languages) == (4, 4, 1)
     assert (d.parent / "train_cs" / "utt2lang").read_text() == f"{u1} cs\n"
-    assert sorted((d.parent / "train_mono" / "utt2spk").read_text().split()[::2]) == [u2, u3, u4]
+    assert (d.parent / "train_mono" / "utt2spk").read_text().split()[::2] == sorted([u2, u3, u4])
 
 
 def test_jsonl_import_keeps_several_references_and_given_labels(tmp_path):
