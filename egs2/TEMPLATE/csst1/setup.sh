@@ -41,7 +41,7 @@ lang_pair=zh-en   # source-target: the language labelling rule of the manifests,
     --phase2_train_sets "train_mono_asr train_mono" \
     --phase3_train_sets "train_mono_asr train_mono train_cs" \
     --valid_set dev \
-    --test_sets "test_cs test_mono test" \
+    --test_sets "test_cs test_mono" \
     --phase1_config conf/train_phase1.yaml \
     --phase2_config conf/train_phase2.yaml \
     --phase3_config conf/train_phase3.yaml \
