@@ -290,7 +290,14 @@ class CSSTTask(AbsTask):
                 raise ValueError("build_model_from_file needs config_file or model_file")
             config_file = os.path.join(os.path.dirname(model_file), "config.yaml")
         with open(config_file, encoding="utf-8") as f:
-            args = argparse.Namespace(**yaml.safe_load(f))
+            return cls.build_model_from_config(yaml.safe_load(f), model_file, device)
+
+    @classmethod
+    def build_model_from_config(
+        cls, config: Dict, model_file: Optional[str] = None, device: str = "cpu"
+    ) -> Tuple[ESPnetCSSTModel, argparse.Namespace]:
+        """``build_model_from_file`` on a config already read (a dict of ``config.yaml``)."""
+        args = argparse.Namespace(**config)
         model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
         model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}))
         if model_file is not None:
