@@ -1,5 +1,5 @@
 # Where the corpora of the recipes are (edit for your site). local/data.sh reads these.
 MINI_CS=downloads/mini_cs    # synthesised locally by egs2/mini_cs/st1/local/data.sh
-NTUML2021=
+NTUML2021=       # local copy of ky552/ML2021_ASR_ST (parquet shards); empty: egs2/ntuml2021 downloads it by hub name
 FISHER=
 CALLHOME=
