@@ -116,3 +116,102 @@ def test_ntuml2021_errors_name_the_file(tmp_path, case, message):
     finally:
         sys.stderr = sys_stderr
     assert rc == 1 and message.format(root=tmp_path) in err.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ Fisher-CS
+TDF_HEADER = ("file;unicode\tchannel;int\tstart;float\tend;float\tspeaker;unicode\tspeakerType;unicode\t"
+              "speakerDialect;unicode\ttranscript;unicode\tsection;int\tturn;int\tsegment;int\n"
+              ";;MM sectionBoundaries\t[0.0, 9999.0]\n")
+FISHER_SEGMENTS = [  # channel, start, end, LDC transcript (field 8)
+    (0, 0.20, 0.90, "hola cómo estás"),
+    (1, 1.00, 1.60, "bien y tú <foreign lang=\"English\">(())</foreign>"),  # no words inside: not CS
+    (1, 1.60, 2.30, "pues tengo un"),
+    (1, 2.30, 3.10, "<foreign lan=\"English\">meeting /foreign> mañana"),  # malformed tag, fixed: CS
+    (0, 3.20, 3.90, "ah qué bueno"),
+]
+FISHER_MAPPING = ["1", "2", "3_4", "5"]  # utterance 3 joins segments 3 and 4
+
+
+def write_fisher(root: Path, splits=("train", "dev", "dev2", "test"), bad_audio: bool = False):
+    """LDC2010S01 (two-channel 8 kHz SPHERE), LDC2010T04 (tdf) and fisher-callhome-corpus (mapping, .es, .en*)."""
+    import numpy as np
+
+    speech, tdf, corpus = root / "LDC2010S01" / "data" / "speech", root / "LDC2010T04" / "data" / "transcripts", \
+        root / "fisher-callhome-corpus"
+    for d in (speech, tdf, corpus / "mapping", corpus / "corpus" / "ldc"):
+        d.mkdir(parents=True, exist_ok=True)
+    for k, split in enumerate(splits):
+        conv = f"2005100{k}_120000_00{k}_fsp"
+        stereo = np.stack([synth_utterance(10 + k, 4.0, 8000), synth_utterance(20 + k, 4.0, 8000)], axis=1)
+        if bad_audio and split == "dev":
+            (speech / f"{conv}.sph").write_bytes(b"NIST_1A\n   1024\nnot really\n")
+        else:
+            soundfile.write(speech / f"{conv}.sph", stereo, 8000, format="NIST", subtype="PCM_16")
+        (tdf / f"{conv}.tdf").write_text(TDF_HEADER + "".join(
+            f"{conv}.sph\t{c}\t{s}\t{e}\t{conv}_{'AB'[c]}\tnative\tother\t{t}\t0\t0\t{i}\n"
+            for i, (c, s, e, t) in enumerate(FISHER_SEGMENTS)), encoding="utf-8")
+        (corpus / "mapping" / f"fisher_{split}").write_text("".join(f"{conv} {m}\n" for m in FISHER_MAPPING))
+        es = ["hola cómo estás", "bien y tú", "pues tengo un <foreign lang=\"English\">meeting</foreign> mañana",
+              "ah qué bueno"]
+        (corpus / "corpus" / "ldc" / f"fisher_{split}.es").write_text("\n".join(es) + "\n", encoding="utf-8")
+        en = ["hello how are you", "fine and you", "well i have a meeting tomorrow", "oh how nice"]
+        refs = [""] if split == "train" else [".0", ".1", ".2", ".3"]
+        for j, ref in enumerate(refs):
+            lines_ = [f"{t} ({j})" if ref else t for t in en]
+            (corpus / "corpus" / "ldc" / f"fisher_{split}.en{ref}").write_text("\n".join(lines_) + "\n")
+    return [str(root / n) for n in ("LDC2010S01", "LDC2010T04", "fisher-callhome-corpus")]
+
+
+def test_fisher_cs_stage1_weller_split_references_and_16k(tmp_path):
+    from csst_espnet.data.audio_dir import format_dir
+
+    recipe = copy_recipe(tmp_path, "fisher_cs")
+    speech, transcripts, translations = write_fisher(tmp_path / "ldc")
+    r = data_sh(recipe, "--speech", speech, "--transcripts", transcripts, "--translations", translations,
+                "--audio_dir", str(tmp_path / "audio"))
+    assert r.returncode == 0, r.stderr
+    data = recipe / "data"
+    names = [f"{s}{x}" for s in ("train", "dev", "dev2", "test") for x in ("", "_cs", "_mono")]
+    for name in names + ["eval_cs", "eval_mono", "train_mono_asr"]:
+        res = kd.validate(str(data / name), languages=("es", "en", "cs"), progress=False)
+        assert res.ok, (name, res.issues)
+    spk_a, spk_b = "20051003_120000_003_fsp_A", "20051003_120000_003_fsp_B"
+    u = [f"{spk_a}-test_000001", f"{spk_b}-test_000002", f"{spk_b}-test_000003", f"{spk_a}-test_000004"]
+    assert lines(data / "test" / "utt2lang") == sorted([f"{u[0]} es", f"{u[1]} es", f"{u[2]} cs", f"{u[3]} es"])
+    assert lines(data / "test_cs" / "src_text") == [f"{u[2]} pues tengo un meeting mañana"]
+    assert lines(data / "test_cs" / "segments") == [f"{u[2]} {spk_b} 1.600 3.100"]  # segments 3 and 4 joined
+    for k in range(4):  # the four references of the test set
+        name = "text" if k == 0 else f"text.{k + 1}"
+        assert lines(data / "test_cs" / name) == [f"{u[2]} well i have a meeting tomorrow ({k})"]
+    assert not (data / "train" / "text.2").exists()
+    assert len(lines(data / "eval_cs" / "utt2spk")) == 3 and len(lines(data / "eval_mono" / "utt2spk")) == 9
+    wav = dict(line.split(" ", 1) for line in lines(data / "test" / "wav.scp"))
+    info = soundfile.info(wav[spk_b])
+    assert (info.samplerate, info.channels) == (8000, 1)
+    out = format_dir(str(data / "test_cs"), str(tmp_path / "dump" / "test_cs"), fs=16000, progress=False)
+    audio, rate = soundfile.read(lines(tmp_path / "dump" / "test_cs" / "wav.scp")[0].split(" ", 1)[1])
+    assert rate == 16000 and len(audio) == 24000  # 1.5 s at 16 kHz
+    assert out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("wrong_path", "Fisher: no LDC2010S01 speech directory {root}/nowhere"),
+    ("missing_split", "Fisher: no file {root}/ldc/fisher-callhome-corpus/mapping/fisher_dev2"),
+    ("bad_audio", "{root}/ldc/LDC2010S01/data/speech/20051001_120000_001_fsp.sph: cannot read the audio"),
+])
+def test_fisher_cs_errors_name_the_file(tmp_path, case, message):
+    from csst_espnet.bin.prepare_corpus import main
+
+    speech, transcripts, translations = write_fisher(
+        tmp_path / "ldc", splits=("train", "dev", "test") if case == "missing_split" else ("train", "dev", "dev2", "test"),
+        bad_audio=case == "bad_audio")
+    if case == "wrong_path":
+        speech = str(tmp_path / "nowhere")
+    err = io.StringIO()
+    sys_stderr, sys.stderr = sys.stderr, err
+    try:
+        rc = main(["fisher_cs", "--speech", speech, "--transcripts", transcripts, "--translations", translations,
+                   "--out", str(tmp_path / "data"), "--audio_dir", str(tmp_path / "audio")])
+    finally:
+        sys.stderr = sys_stderr
+    assert rc == 1 and message.format(root=tmp_path) in err.getvalue(), err.getvalue()

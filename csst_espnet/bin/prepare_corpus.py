@@ -3,6 +3,8 @@
 
     python -m csst_espnet.bin.prepare_corpus ntuml2021 --source DIR_OR_HUB_NAME --out data
         --audio_dir downloads/ntuml2021/audio [--splits train,dev,test]
+    python -m csst_espnet.bin.prepare_corpus fisher_cs --speech LDC2010S01 --transcripts LDC2010T04
+        --translations fisher-callhome-corpus --out data --audio_dir downloads/fisher_cs/audio
 
 Writes ``OUT/<split>``, ``OUT/<split>_cs`` and ``OUT/<split>_mono`` (see ``csst_espnet.corpora.<corpus>``
 for the layout read and the CS / monolingual rule). Errors name the file; the exit status is 1.
@@ -13,7 +15,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from csst_espnet.corpora import ntuml2021
+from csst_espnet.corpora import fisher_cs, ntuml2021
 from csst_espnet.utils.cli import add_option
 
 
@@ -26,6 +28,14 @@ def get_parser() -> argparse.ArgumentParser:
     add_option(n, "audio_dir", required=True, help="where the audio of the parquet rows is written")
     add_option(n, "splits", default=",".join(ntuml2021.SPLITS), help="comma separated")
     add_option(n, "cache_dir", default="downloads", help="hub download cache (a hub name only)")
+
+    f = sub.add_parser("fisher_cs", help="Fisher Spanish-English, the code-switch split of Weller et al. 2022")
+    add_option(f, "speech", required=True, help="LDC2010S01 (data/speech/*.sph)")
+    add_option(f, "transcripts", required=True, help="LDC2010T04 (data/transcripts/*.tdf)")
+    add_option(f, "translations", required=True, help="the Fisher-CallHome corpus (mapping/, corpus/ldc/)")
+    add_option(f, "out", default="data", help="where the data directories go")
+    add_option(f, "audio_dir", required=True, help="where the 8 kHz conversation sides are written")
+    add_option(f, "splits", default=",".join(fisher_cs.SPLITS), help="comma separated")
     return p
 
 
@@ -35,6 +45,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.corpus == "ntuml2021":
             summaries = ntuml2021.prepare(args.source, args.out, args.audio_dir, args.splits.split(","), args.cache_dir)
+        elif args.corpus == "fisher_cs":
+            summaries = fisher_cs.prepare(args.speech, args.transcripts, args.translations, args.out, args.audio_dir,
+                                          args.splits.split(","))
     except (ValueError, FileNotFoundError) as e:
         print(f"prepare_corpus {args.corpus}: {e}", file=sys.stderr)
         return 1
