@@ -215,3 +215,60 @@ def test_fisher_cs_errors_name_the_file(tmp_path, case, message):
     finally:
         sys.stderr = sys_stderr
     assert rc == 1 and message.format(root=tmp_path) in err.getvalue(), err.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ CS-FLEURS
+def write_cs_fleurs(root: Path, missing_audio: bool = False):
+    """byan/cs-fleurs (read/test, xtts/test1: metadata.jsonl + audio/) and google/fleurs data/en_us/*.tsv."""
+    rows = {"read/test": [("cmn_1001", "cmn-eng", "我们 用 gradient descent", "spk7"), ("spa_1002", "spa-eng", "pero the data", "spk8"),
+                          ("cmn_1003", "cmn-eng", "这个 model 很 好", "spk7")],
+            "xtts/test1": [("cmn_1002", "cmn-eng", "今天 的 lecture", "xtts_3")]}
+    for k, (folder, items) in enumerate(rows.items()):
+        lines_ = []
+        for j, (uid, pair, text, spk) in enumerate(items):
+            name = f"audio/{uid.split('_')[0]}/{uid}.wav"
+            (root / folder / name).parent.mkdir(parents=True, exist_ok=True)
+            if not (missing_audio and uid == "cmn_1003"):
+                soundfile.write(root / folder / name, synth_utterance(40 + 10 * k + j, 0.5, 24000 if k else 16000), 24000 if k else 16000)
+            lines_.append(json.dumps({"id": uid, "file_name": name, "text": text, "duration": 0.5, "language": pair,
+                                      "speaker": spk}, ensure_ascii=False))
+        (root / folder / "metadata.jsonl").write_text("\n".join(lines_) + "\n", encoding="utf-8")
+    en = root.parent / "fleurs" / "data" / "en_us"
+    en.mkdir(parents=True)
+    (en / "test.tsv").write_text("1001\t1.wav\tWe use gradient descent.\twe use gradient descent\tw e\t8000\tMALE\n"
+                                 "1002\t2.wav\tToday's lecture.\ttoday's lecture\tt o\t8000\tFEMALE\n")
+    (en / "dev.tsv").write_text("1003\t3.wav\tThis model is good.\tthis model is good\tt h\t8000\tMALE\n")
+    return root, en
+
+
+def test_cs_fleurs_stages_1_to_4_write_the_evaluation_sets(tmp_path, monkeypatch):
+    recipe = copy_recipe(tmp_path, "cs_fleurs")
+    src, en = write_cs_fleurs(tmp_path / "cs-fleurs")
+    (recipe / "db.sh").unlink()
+    (recipe / "db.sh").write_text(f"CS_FLEURS={src}\nFLEURS_EN={en}\n")
+    r = subprocess.run(["./run.sh", "--stop_stage", "4", "--sets", "read_test_cmn_eng xtts_test1_cmn_eng",
+                        "--folders", "read/test,xtts/test1"], cwd=recipe,
+                       capture_output=True, text=True, env=dict(os.environ, PYTHON=sys.executable))
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = recipe / "data"
+    assert lines(data / "read_test_cmn_eng" / "text") == ["spk7-cmn_1001 We use gradient descent.",
+                                                          "spk7-cmn_1003 This model is good."]
+    assert lines(data / "read_test_cmn_eng" / "utt2lang") == ["spk7-cmn_1001 cs", "spk7-cmn_1003 cs"]
+    assert lines(data / "read_test_spa_eng" / "src_text") == ["spk8-spa_1002 pero the data"]
+    monkeypatch.chdir(recipe)  # wav.scp paths are relative to the recipe
+    for name in ("read_test_cmn_eng", "xtts_test1_cmn_eng"):  # formatted (24 kHz -> 16 kHz) and validated
+        res = kd.validate(str(recipe / "dump" / "raw" / name), fs=16000, languages=("zh", "en", "cs"), progress=False)
+        assert res.ok, res.issues
+
+
+def test_cs_fleurs_errors_name_the_file(tmp_path):
+    from csst_espnet.corpora.cs_fleurs import prepare
+    from csst_espnet.data.manifest import ManifestError
+
+    src, en = write_cs_fleurs(tmp_path / "cs-fleurs", missing_audio=True)
+    with pytest.raises(ManifestError, match=f"{src}/read/test/metadata.jsonl:3: cannot read audio"):
+        prepare(str(src), str(en), str(tmp_path / "data"))
+    with pytest.raises(FileNotFoundError, match=f"CS-FLEURS: no {src}/mms/test/metadata.jsonl"):
+        prepare(str(src), str(en), str(tmp_path / "data"), folders=["mms/test"])
+    with pytest.raises(FileNotFoundError, match=f"CS-FLEURS: no directory {tmp_path}/nowhere"):
+        prepare(str(tmp_path / "nowhere"), str(en), str(tmp_path / "data"))

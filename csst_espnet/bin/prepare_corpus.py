@@ -5,6 +5,8 @@
         --audio_dir downloads/ntuml2021/audio [--splits train,dev,test]
     python -m csst_espnet.bin.prepare_corpus fisher_cs --speech LDC2010S01 --transcripts LDC2010T04
         --translations fisher-callhome-corpus --out data --audio_dir downloads/fisher_cs/audio
+    python -m csst_espnet.bin.prepare_corpus cs_fleurs --source CS_FLEURS_DIR --fleurs_en FLEURS/data/en_us
+        --out data [--folders read/test,xtts/test1] [--pairs cmn-eng,spa-eng]
 
 Writes ``OUT/<split>``, ``OUT/<split>_cs`` and ``OUT/<split>_mono`` (see ``csst_espnet.corpora.<corpus>``
 for the layout read and the CS / monolingual rule). Errors name the file; the exit status is 1.
@@ -15,7 +17,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from csst_espnet.corpora import fisher_cs, ntuml2021
+from csst_espnet.corpora import cs_fleurs, fisher_cs, ntuml2021
 from csst_espnet.utils.cli import add_option
 
 
@@ -36,6 +38,13 @@ def get_parser() -> argparse.ArgumentParser:
     add_option(f, "out", default="data", help="where the data directories go")
     add_option(f, "audio_dir", required=True, help="where the 8 kHz conversation sides are written")
     add_option(f, "splits", default=",".join(fisher_cs.SPLITS), help="comma separated")
+
+    c = sub.add_parser("cs_fleurs", help="CS-FLEURS test sets (evaluation)")
+    add_option(c, "source", required=True, help=f"local copy of {cs_fleurs.HUB_NAME}")
+    add_option(c, "fleurs_en", required=True, help="google/fleurs data/en_us (train.tsv, dev.tsv, test.tsv)")
+    add_option(c, "out", default="data", help="where the data directories go")
+    add_option(c, "folders", default=",".join(cs_fleurs.TEST_SETS), help="comma separated")
+    add_option(c, "pairs", default="cmn-eng,spa-eng", help="comma separated language pairs")
     return p
 
 
@@ -45,6 +54,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.corpus == "ntuml2021":
             summaries = ntuml2021.prepare(args.source, args.out, args.audio_dir, args.splits.split(","), args.cache_dir)
+        elif args.corpus == "cs_fleurs":
+            summaries = cs_fleurs.prepare(args.source, args.fleurs_en, args.out, args.folders.split(","),
+                                          args.pairs.split(","))
         elif args.corpus == "fisher_cs":
             summaries = fisher_cs.prepare(args.speech, args.transcripts, args.translations, args.out, args.audio_dir,
                                           args.splits.split(","))

@@ -5,3 +5,5 @@ FISHER=           # LDC2010S01 (Fisher Spanish speech: data/speech/*.sph)
 FISHER_TRANSCRIPTS=  # LDC2010T04 (Fisher Spanish transcripts: data/transcripts/*.tdf)
 FISHER_CALLHOME_TRANSLATIONS=  # github joshua-decoder/fisher-callhome-corpus after make (mapping/, corpus/ldc/)
 CALLHOME=
+CS_FLEURS=        # local copy of byan/cs-fleurs (read/test/metadata.jsonl, ...)
+FLEURS_EN=        # google/fleurs data/en_us (train.tsv, dev.tsv, test.tsv): the English references of CS-FLEURS
