@@ -19,6 +19,7 @@ install_requires = [
     "tensorboard==2.21.0",
     "scipy==1.17.1",
     "pyroomacoustics==0.10.1",
+    "pyarrow==21.0.0",  # corpora in Hugging Face parquet (egs2/ntuml2021, egs2/cs_fleurs)
 ]
 
 setup(

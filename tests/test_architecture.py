@@ -17,7 +17,7 @@ RANKS = {
     "train": 4, "models": 4,
     "losses": 5,
     "frontend": 6, "encoder": 6, "projector": 6, "llm": 6, "synth": 6,
-    "text": 7,
+    "text": 7, "corpora": 7,
     "data": 8, "metrics": 8,
     "utils": 9,
 }

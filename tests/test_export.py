@@ -131,3 +131,61 @@ def test_pack_model_unpacks_and_decodes_elsewhere(exp_dir, tmp_path, tiny_data):
         assert isinstance(s2t(str(wav))[0].text, str)
     finally:
         os.chdir(cwd)
+
+
+def test_from_pretrained_loads_the_exp_dir_the_export_and_the_zip(exp_dir, tmp_path, tiny_data):
+    """The same model from its experiment dir, its hf_merged export (moved elsewhere) and its packed zip
+    decodes a file to the same text; the package exports Speech2Text; a wrong path names what is expected."""
+    import shutil
+
+    import numpy as np
+    import soundfile
+
+    from csst_espnet import Speech2Text
+    from csst_espnet.export.hf import export
+    from csst_espnet.export.pack import pack
+
+    root, exp = exp_dir
+    wav = sorted((tiny_data / "wav").glob("*.wav"))[0]
+    want = Speech2Text.from_pretrained(exp, max_new_tokens=6)(str(wav), lang="cs")[0].text
+    export(str(exp / "config.yaml"), str(exp / "valid.acc.ave.pth"), str(tmp_path / "hf"))
+    shutil.move(tmp_path / "hf", tmp_path / "moved_hf")
+    assert Speech2Text.from_pretrained(tmp_path / "moved_hf", max_new_tokens=6)(str(wav), lang="cs")[0].text == want
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        pack("exp/csst_x", "exp/csst_x/valid.acc.ave.pth", str(tmp_path / "packed.zip"))
+    finally:
+        os.chdir(cwd)
+    s2t = Speech2Text.from_pretrained(tmp_path / "packed.zip", max_new_tokens=6)
+    assert (tmp_path / "packed" / "meta.yaml").exists()
+    assert s2t(str(wav), lang="cs")[0].text == want
+    samples, rate = soundfile.read(wav, dtype="float32")
+    assert s2t(samples, lang="cs")[0].text == want  # a waveform at the model's rate
+    soundfile.write(tmp_path / "8k.wav", samples[::2], rate // 2)  # another rate is resampled
+    assert isinstance(s2t(str(tmp_path / "8k.wav"))[0].text, str)
+    with pytest.raises(FileNotFoundError, match="not an experiment directory"):
+        Speech2Text.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no model file 1epoch.pth \(model files there: \['valid.acc.ave.pth'\]\)"):
+        Speech2Text.from_pretrained(exp, model_file="1epoch.pth")
+
+
+def test_readme_python_example(exp_dir, tmp_path, tiny_data, capsys):
+    """The README's Python API example runs as written, in a recipe dir with that experiment."""
+    import re
+    import shutil
+
+    root, exp = exp_dir
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "csst_train_phase3").symlink_to(exp)
+    shutil.copy(sorted((tiny_data / "wav").glob("*.wav"))[0], tmp_path / "utt.wav")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2

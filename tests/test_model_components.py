@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import SENTENCES, synth_utterance
+from csst_espnet.text.prompt import SPEECH_SLOT
 
 
 def _build(tiny_llm, tiny_whisper, freeze_encoder=True, **llm_kwargs):
@@ -92,7 +93,30 @@ def test_chat_template_wraps_instruction(tiny_llm):
         "{% if add_generation_prompt %}<|assistant|>{% endif %}"
     )
     template = PromptTemplate(tok, system="Be brief.")
-    assert template.text("st", "zh") == "<|system|>Be brief.\n<|user|>Translate the speech into English.\n<|assistant|>"
+    text = "<|system|>Be brief.\n<|user|>Translate the speech into English.\n<speech>\n<|assistant|>"
+    assert template.text("st", "zh") == text  # the speech is in the user turn
+    before, after = text.split("<speech>")
+    ids = template.ids("st", "zh")
+    assert ids == template.text_ids(before) + [SPEECH_SLOT] + template.text_ids(after)
+    assert template.around("st", "zh", [7, 8]) == template.text_ids(before) + [7, 8] + template.text_ids(after)
+
+
+def test_prefix_puts_the_speech_in_the_slot(tiny_llm):
+    """[prompt before the slot][speech][prompt after the slot], left-padded; a prompt without a slot
+    is followed by the speech."""
+    from types import SimpleNamespace
+
+    from csst_espnet.models.espnet_model import ESPnetCSSTModel
+
+    emb = torch.nn.Embedding(20, 3)
+    fake = SimpleNamespace(llm=SimpleNamespace(embed=emb))
+    prompt = torch.tensor([[1, 2, SPEECH_SLOT, 3], [4, 5, -1, -1]])
+    speech = torch.randn(2, 3, 3)
+    out, mask = ESPnetCSSTModel.prefix_embeddings(fake, prompt, torch.tensor([4, 2]), speech, torch.tensor([2, 3]))
+    e = emb.weight.detach()
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]]
+    torch.testing.assert_close(out[0], torch.stack([e[1], e[2], speech[0, 0], speech[0, 1], e[3]]))
+    torch.testing.assert_close(out[1], torch.stack([e[4], e[5], speech[1, 0], speech[1, 1], speech[1, 2]]))
 
 
 def test_preprocessor_errors_name_the_utterance(tiny_llm):

@@ -11,6 +11,8 @@
         --utt_list FILE | --spk_list FILE)
     python -m csst_espnet.bin.data_dir split DIR NJ
     python -m csst_espnet.bin.data_dir utt2dur DIR
+    python -m csst_espnet.bin.data_dir import-manifest MANIFEST(.tsv|.jsonl) OUT --lang_pair zh-en
+        [--subsets true] [--check_audio true]
 
 ``validate`` exits 1 and prints one line per problem (``DIR/FILE:LINE: utt UTT: kind:
 message``) unless ``--drop_invalid true``, which removes the invalid utterances from
@@ -21,6 +23,9 @@ last line. Audio at a rate other than ``--fs`` is an error, or with ``--resample
 occurs in those training directories are warnings (the exit status stays 0). A ``phone_ali`` (optional) must have an entry for every utterance,
 non-negative integer ids, and as many 10 ms frames as the audio has, within 2; a ``lang_ali``
 (optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels. Options take dashes or underscores alike.
+``import-manifest`` writes the data directory of a corpus manifest (``csst_espnet.data.manifest``:
+fields, and the rules for missing language labels, tasks, speakers and ids), with ``--subsets true``
+also ``OUT_cs`` and ``OUT_mono``.
 """
 
 import argparse
@@ -32,6 +37,7 @@ from typing import List, Optional, Sequence
 from espnet2.utils.types import str2bool
 
 from csst_espnet.data import kaldi_dir as kd
+from csst_espnet.data import manifest
 from csst_espnet.utils.cli import add_option
 
 
@@ -97,6 +103,13 @@ def get_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("utt2dur", help="compute DIR/utt2dur from segments or audio headers")
     d.add_argument("dir")
+
+    m = sub.add_parser("import-manifest", help="a corpus manifest (TSV or JSONL) -> a data directory")
+    m.add_argument("manifest", help="a .tsv (with a header row) or .jsonl file")
+    m.add_argument("out", help="the data directory to write")
+    add_option(m, "lang_pair", required=True, help="source-target, e.g. zh-en: the language labelling rule")
+    add_option(m, "subsets", type=str2bool, default=False, help="also write OUT_cs and OUT_mono")
+    add_option(m, "check_audio", type=str2bool, default=True, help="open every audio file header")
     return p
 
 
@@ -141,8 +154,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.cmd == "utt2dur":
         durs = kd.write_utt2dur(args.dir)
         print(f"{args.dir}/utt2dur: {len(durs)} utterances, {sum(map(float, durs.values())) / 3600:.3f} h")
-    try:  # the errors of combine, subset and split are messages
-        if args.cmd == "combine":
+    try:  # the errors of combine, subset, split and import-manifest are messages
+        if args.cmd == "import-manifest":
+            summary = manifest.import_manifest(args.manifest, args.out, args.lang_pair, args.subsets, args.check_audio)
+            print(f"{args.out}: {summary}")
+        elif args.cmd == "combine":
             print(f"{args.out}: {kd.write_combined(args.out, args.dirs)} utterances from {len(args.dirs)} directories")
         elif args.cmd == "subset":
             n, total = kd.write_subset(args.dir, args.out, n=args.n, first=args.first, last=args.last,
@@ -153,7 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not together:
                 logging.warning("%s: fewer speakers than %d parts; split by utterance", args.dir, args.nj)
             print(f"{os.path.join(args.dir, f'split{args.nj}')}: {len(dirs)} parts")
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"{args.cmd}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -10,14 +10,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from csst_espnet.utils.config import PRETRAINED_KEYS
 from csst_espnet.utils.versions import package_versions
-
-# (config key, sub key) of the pretrained parts a config loads from a path or hub name
-PRETRAINED_KEYS: Tuple[Tuple[str, Optional[str]], ...] = (
-    ("llm_conf", "model_name_or_path"),
-    ("tokenizer", None),
-    ("encoder_conf", "model_name_or_path"),
-)
 
 
 def _dir_size(path: str) -> int:

@@ -1,7 +1,9 @@
 """Translate (or transcribe) speech with a trained model: ``Speech2Text``.
 
-    s2t = Speech2Text.from_exp_dir("exp/st_phase3")
-    hyp = s2t("utt.wav", lang="cs")[0]          # a file, a waveform array or a tensor
+    from csst_espnet import Speech2Text
+    s2t = Speech2Text.from_pretrained("exp/csst_train_phase3")  # or its hf_merged/ or packed.zip (stage 15)
+    hyp = s2t("utt.wav", lang="cs")[0]          # a file, a waveform array (at the model's rate) or a tensor
+    hyp = s2t("utt.wav", task="asr")[0]         # the transcript, for a model trained on ASR
     hyps = s2t.batch([wav1, wav2], langs=["zh", "cs"])
 
 Prompts come from the same :class:`PromptTemplate` the model was trained with; the LLM's
@@ -9,22 +11,26 @@ Prompts come from the same :class:`PromptTemplate` the model was trained with; t
 cache on the left-padded ``[prompt][speech]`` prefix built by the model.
 """
 
+import os
+import zipfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import soundfile
 import torch
+import yaml
 
+from csst_espnet.data.audio import read_audio, resample
 from csst_espnet.inference.generate import GenerateOptions, Hypothesis, generate
 from csst_espnet.tasks.csst import CSSTTask
+from csst_espnet.utils.config import PRETRAINED_KEYS
 
 Audio = Union[str, Path, np.ndarray, torch.Tensor]
 
 
 class Speech2Text:
     """Args:
-    st_train_config, st_model_file: the experiment's ``config.yaml`` and model ``.pth``.
+    st_train_config, st_model_file: the experiment's ``config.yaml`` (or that config, read) and model ``.pth``.
     device: ``cpu`` or ``cuda``.
     beam_size: 1 = greedy search.
     max_new_tokens: hard cap on hypothesis length.
@@ -34,7 +40,7 @@ class Speech2Text:
 
     def __init__(
         self,
-        st_train_config: Union[str, Path],
+        st_train_config: Union[str, Path, Dict],
         st_model_file: Optional[Union[str, Path]] = None,
         device: str = "cpu",
         beam_size: int = 1,
@@ -43,7 +49,10 @@ class Speech2Text:
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
     ):
-        model, train_args = CSSTTask.build_model_from_file(st_train_config, st_model_file, device)
+        if isinstance(st_train_config, dict):
+            model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
+        else:
+            model, train_args = CSSTTask.build_model_from_file(st_train_config, st_model_file, device)
         self.model = model.eval()
         self.train_args = train_args
         self.device = device
@@ -60,18 +69,54 @@ class Speech2Text:
     @classmethod
     def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
         exp_dir = Path(exp_dir)
+        if not (exp_dir / model_file).is_file():
+            have = sorted(p.name for p in exp_dir.glob("*.pth"))
+            raise FileNotFoundError(f"{exp_dir}: no model file {model_file} (model files there: {have})")
         return cls(exp_dir / "config.yaml", exp_dir / model_file, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: Union[str, Path], model_file: str = "valid.acc.ave.pth",
+                        extract_dir: Optional[Union[str, Path]] = None, **kwargs) -> "Speech2Text":
+        """A trained model from where the recipe leaves it:
+
+        - an experiment directory (``config.yaml`` and ``model_file``, e.g. ``exp/csst_train_phase3``);
+        - its stage-15 Hugging Face export (``hf_merged/``: ``csst_config.yaml``, ``csst_speech.pth``, the LLM
+          with LoRA merged and its tokenizer), wherever the directory was moved;
+        - its stage-15 zip (``packed.zip``), extracted into ``extract_dir`` (default: beside the zip, named
+          after it); the pretrained parts packed with it are found there.
+
+        ``kwargs``: decoding options of the constructor (``device``, ``beam_size``...).
+        """
+        path = Path(path)
+        if path.is_dir() and (path / "config.yaml").is_file():
+            return cls.from_exp_dir(path, model_file, **kwargs)
+        if path.is_dir() and (path / "csst_config.yaml").is_file():
+            config = _read_yaml(path / "csst_config.yaml")
+            here = str(path.resolve())
+            config["llm_conf"] = dict(config.get("llm_conf") or {}, model_name_or_path=here)
+            config["tokenizer"] = here
+            return cls(config, path / "csst_speech.pth", **kwargs)
+        if path.is_file() and zipfile.is_zipfile(path):
+            root = Path(extract_dir) if extract_dir else path.with_suffix("")
+            with zipfile.ZipFile(path) as z:
+                z.extractall(root)
+            meta = _read_yaml(root / "meta.yaml")
+            config = _read_yaml(root / meta["files"]["config"])
+            return cls(_under(config, root), root / meta["files"]["model_file"], **kwargs)
+        raise FileNotFoundError(
+            f"{path}: not an experiment directory (config.yaml), a stage-15 export (csst_config.yaml) "
+            "or a packed model (.zip)"
+        )
 
     def __call__(self, speech: Audio, lang: Optional[str] = None, task: Optional[str] = None) -> List[Hypothesis]:
         """Decode one utterance; returns its n-best list (n = 1)."""
         return [self.batch([speech], [lang], [task])[0]]
 
     def load_audio(self, speech: Audio) -> np.ndarray:
+        """Mono samples at the model's rate: a file (first channel, resampled) or samples as they are."""
         if isinstance(speech, (str, Path)):
-            audio, rate = soundfile.read(str(speech), dtype="float32")
-            if rate != self.fs:
-                raise ValueError(f"{speech}: sample rate {rate} Hz, the model expects {self.fs} Hz")
-            return audio
+            audio, rate = read_audio(str(speech))
+            return resample(audio, rate, self.fs)
         if isinstance(speech, torch.Tensor):
             return speech.detach().cpu().numpy()
         return np.asarray(speech)
@@ -109,3 +154,24 @@ class Speech2Text:
             max_new = min(max_new, max(1, int(self.max_len_ratio * int(embed_lengths.max()))))
         options = GenerateOptions(self.beam_size, max_new, self.repetition_penalty, self.no_repeat_ngram_size)
         return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options)
+
+
+def _read_yaml(path: Path) -> Dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _under(config: Dict, root: Path) -> Dict:
+    """``config`` with its pretrained parts' relative paths that exist under ``root`` made absolute."""
+    config = dict(config)
+    for key, sub in PRETRAINED_KEYS:
+        value = config.get(key) if sub is None else (config.get(key) or {}).get(sub)
+        if not value or os.path.isabs(value) or not (root / value).exists():
+            continue
+        if sub is None:
+            config[key] = str((root / value).resolve())
+        else:
+            config[key] = dict(config[key], **{sub: str((root / value).resolve())})
+    return config

@@ -41,8 +41,7 @@ def oracle_sources(data_dir: str) -> List[Tuple[str, str, str]]:
 def translate(model, tokenizer, template, sources: Sequence[Tuple[str, str]], batch_size: int = 64,
               max_new_tokens: int = 64, progress: bool = False) -> List[str]:
     """Greedy translations of ``(source language, text)`` pairs, batched with left padding."""
-    prefixes = [template.ids("st", lang) + tokenizer(text, add_special_tokens=False)["input_ids"]
-                for lang, text in sources]
+    prefixes = [template.around("st", lang, template.text_ids(text)) for lang, text in sources]
     options = GenerateOptions(beam_size=1, max_new_tokens=max_new_tokens)
     out: List[str] = []
     model.eval()

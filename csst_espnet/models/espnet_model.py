@@ -1,6 +1,7 @@
 """Speech translation with an LLM: speech encoder -> projector -> causal LM.
 
-The LLM sees ``[prompt][speech embeddings][target]``. Prefixes (prompt + speech) are
+The LLM sees ``[prompt][speech embeddings][target]`` (with a chat template the speech sits inside the
+prompt's user turn: ``csst_espnet.text.prompt``). Prefixes (prompt + speech) are
 left-padded so that every target in a batch starts at the same position P; logits are taken
 only at the P-1 .. P+L-2 positions that predict target tokens, never over prompt or speech.
 Decoding (``csst_espnet.inference``) builds the same left-padded prefix and calls ``generate``.
@@ -23,6 +24,7 @@ from csst_espnet.losses.frame_phone import frame_targets
 from csst_espnet.losses.routing import CODE_SWITCH
 from csst_espnet.models.frozen_state import exclude_frozen_pretrained
 from csst_espnet.projector.abs_projector import AbsProjector
+from csst_espnet.text.prompt import SPEECH_SLOT
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -136,19 +138,23 @@ class ESPnetCSSTModel(AbsESPnetModel):
         speech_embeds: torch.Tensor,
         speech_lengths: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded ``[prompt][speech]`` embeddings (B, P, H) and attention mask (B, P)."""
+        """Left-padded ``[prompt][speech]`` embeddings (B, P, H) and attention mask (B, P); a prompt
+        holding ``SPEECH_SLOT`` (a chat template's user turn) gets the speech there instead."""
         batch = prompt.size(0)
         prompt_embeds = self.llm.embed(prompt.clamp(min=0))  # (B, Lp, H)
         speech_embeds = speech_embeds.to(prompt_embeds.dtype)
-        lengths = prompt_lengths + speech_lengths
+        slot = prompt == SPEECH_SLOT  # (B, Lp)
+        lengths = prompt_lengths - slot.sum(1) + speech_lengths
         width = int(lengths.max())
         out = prompt_embeds.new_zeros(batch, width, prompt_embeds.size(-1))
         mask = torch.zeros(batch, width, dtype=torch.long, device=prompt.device)
         for b in range(batch):
             n_prompt, n_speech = int(prompt_lengths[b]), int(speech_lengths[b])
-            start = width - n_prompt - n_speech
-            out[b, start : start + n_prompt] = prompt_embeds[b, :n_prompt]
-            out[b, start + n_prompt :] = speech_embeds[b, :n_speech]
+            k = int(slot[b].nonzero()[0, 0]) if bool(slot[b].any()) else n_prompt
+            start = width - int(lengths[b])
+            out[b, start : start + k] = prompt_embeds[b, :k]
+            out[b, start + k : start + k + n_speech] = speech_embeds[b, :n_speech]
+            out[b, start + k + n_speech :] = prompt_embeds[b, k + 1 : n_prompt]
             mask[b, start:] = 1
         return out, mask
 

@@ -43,6 +43,7 @@ from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
+from csst_espnet.text.tokenizer import check_llm_tokenizer
 from csst_espnet.train.trainer import CSSTTrainer
 from csst_espnet.utils.config import ComposedConfigParser
 
@@ -227,6 +228,16 @@ class CSSTTask(AbsTask):
             text_lm.check_prompts(llm_dir, template, args.prompt_conf, args.languages)
 
     @classmethod
+    def check_tokenizer(cls, args: argparse.Namespace) -> None:
+        """A ``--tokenizer`` other than the LLM's (``llm_conf.model_name_or_path``) must be the LLM's own:
+        same vocabulary and special tokens (``text.tokenizer.check_llm_tokenizer``); ``build_model``
+        checks, so training refuses before it starts."""
+        llm = (args.llm_conf or {}).get("model_name_or_path")
+        tokenizer = getattr(args, "tokenizer", None)
+        if llm and tokenizer and os.path.abspath(tokenizer) != os.path.abspath(llm):
+            check_llm_tokenizer(tokenizer, llm)
+
+    @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
         return ("speech",) if inference else ("speech", "text")
 
@@ -237,6 +248,7 @@ class CSSTTask(AbsTask):
     @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+        cls.check_tokenizer(args)
         cls.check_text_lm_prompts(args)
         if args.frontend is not None:
             frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
@@ -298,7 +310,14 @@ class CSSTTask(AbsTask):
                 raise ValueError("build_model_from_file needs config_file or model_file")
             config_file = os.path.join(os.path.dirname(model_file), "config.yaml")
         with open(config_file, encoding="utf-8") as f:
-            args = argparse.Namespace(**yaml.safe_load(f))
+            return cls.build_model_from_config(yaml.safe_load(f), model_file, device)
+
+    @classmethod
+    def build_model_from_config(
+        cls, config: Dict, model_file: Optional[str] = None, device: str = "cpu"
+    ) -> Tuple[ESPnetCSSTModel, argparse.Namespace]:
+        """``build_model_from_file`` on a config already read (a dict of ``config.yaml``)."""
+        args = argparse.Namespace(**config)
         model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
         model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}))
         if model_file is not None:

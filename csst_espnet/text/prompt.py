@@ -3,11 +3,18 @@
 The LLM input is ``[prompt][speech embeddings][target]``. The prompt is a function of the
 utterance's task (``asr`` or ``st``), its source language and the target language only, so a
 model decodes with exactly the prompt it was trained with.
+
+With a chat template the speech belongs to the user turn: the prompt's token ids hold
+:data:`SPEECH_SLOT` where the speech embeddings go (after the instruction, before the end of the
+user turn and the assistant header), and the model puts them there
+(``ESPnetCSSTModel.prefix_embeddings``). Without one the speech follows the prompt.
 """
 
 from typing import Dict, List, Optional
 
 TASKS = ("asr", "st")
+SPEECH_SLOT = -2  # prompt token id standing for the speech embeddings (never a vocabulary id; padding is -1)
+SPEECH_TEXT = "<speech>"  # what the slot looks like in PromptTemplate.text
 
 LANGUAGE_NAMES = {
     "zh": "Mandarin",
@@ -30,8 +37,8 @@ class PromptTemplate:
         target_language: code of the translation target (``{tgt_lang}`` in instructions).
         instructions: task -> instruction text; ``{src_lang}`` and ``{tgt_lang}`` are
             replaced by language names.
-        use_chat_template: wrap the instruction in the tokenizer's chat template (as a user
-            turn followed by the assistant header); ``None`` = when the tokenizer has one.
+        use_chat_template: wrap the instruction and the speech in the tokenizer's chat template
+            (a user turn followed by the assistant header); ``None`` = when the tokenizer has one.
         system: optional system message for chat templates.
     """
 
@@ -57,7 +64,8 @@ class PromptTemplate:
         self._cache: Dict[tuple, List[int]] = {}
 
     def text(self, task: str, src_lang: str) -> str:
-        """The prompt as a string, before tokenization."""
+        """The prompt as a string, before tokenization (with a chat template, ``<speech>`` marks the
+        speech's place)."""
         if task not in self.instructions:
             raise ValueError(f"unknown task '{task}'; tasks are {TASKS}")
         instruction = self.instructions[task].format(
@@ -67,18 +75,34 @@ class PromptTemplate:
         if not self.use_chat_template:
             bos = self.tokenizer.bos_token or ""
             return f"{bos}{instruction}\n"
-        messages = [{"role": "user", "content": instruction}]
+        messages = [{"role": "user", "content": f"{instruction}\n{SPEECH_TEXT}"}]
         if self.system:
             messages.insert(0, {"role": "system", "content": self.system})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if text.count(SPEECH_TEXT) != 1:
+            raise ValueError(f"the chat template renders the user turn's {SPEECH_TEXT} {text.count(SPEECH_TEXT)} times")
+        return text
 
     def ids(self, task: str, src_lang: str) -> List[int]:
-        """Token ids of the prompt (cached per task and language)."""
+        """Token ids of the prompt (cached per task and language); with a chat template one of them is
+        :data:`SPEECH_SLOT`."""
         key = (task, src_lang)
         if key not in self._cache:
             text = self.text(task, src_lang)
-            self._cache[key] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if self.use_chat_template:
+                before, after = text.split(SPEECH_TEXT)
+                self._cache[key] = self.text_ids(before) + [SPEECH_SLOT] + self.text_ids(after)
+            else:
+                self._cache[key] = self.text_ids(text)
         return list(self._cache[key])
+
+    def around(self, task: str, src_lang: str, ids: List[int]) -> List[int]:
+        """The prompt with token ids ``ids`` in the speech's place (text in place of speech: a text LM)."""
+        prompt = self.ids(task, src_lang)
+        if SPEECH_SLOT not in prompt:
+            return prompt + list(ids)
+        k = prompt.index(SPEECH_SLOT)
+        return prompt[:k] + list(ids) + prompt[k + 1 :]
 
     def text_ids(self, text: str) -> List[int]:
         """Token ids of a text, without special tokens."""

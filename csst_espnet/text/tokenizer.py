@@ -197,3 +197,52 @@ def make_tokenizer(out_dir: str, sentences: Sequence[str], vocab_size: int = 800
     with open(os.path.join(out_dir, "make_tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1, ensure_ascii=False)
     return loaded, info
+
+
+def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str) -> List[str]:
+    """What makes ``tokenizer`` another tokenizer than the LLM's own (empty: it is the LLM's).
+
+    Against the LLM's own tokenizer when its directory (or hub entry) has one: the same vocabulary
+    (token -> id) and the same bos/eos/pad/unk tokens. Against its config always: no id beyond the
+    embedding rows (``vocab_size``), and bos/eos/pad ids equal to those the config names.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    problems = []
+    try:
+        own = AutoTokenizer.from_pretrained(llm_name_or_path)
+    except (OSError, ValueError):  # no tokenizer files beside the model: the config alone is checked
+        own = None
+    if own is not None:
+        vocab, own_vocab = tokenizer.get_vocab(), own.get_vocab()
+        if vocab != own_vocab:
+            differ = sorted(set(vocab.items()) ^ set(own_vocab.items()), key=lambda kv: kv[1])[:3]
+            problems.append(f"vocabulary: {len(vocab)} tokens vs the LLM's {len(own_vocab)} "
+                            f"(first differing token -> id: {differ})")
+        for name in ("bos", "eos", "pad", "unk"):
+            mine, theirs = getattr(tokenizer, f"{name}_token"), getattr(own, f"{name}_token")
+            if mine != theirs:
+                problems.append(f"{name}_token {mine!r} vs the LLM's {theirs!r}")
+    config = AutoConfig.from_pretrained(llm_name_or_path)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if len(tokenizer) > config.vocab_size:
+        problems.append(f"{len(tokenizer)} tokens, more than the LLM's {config.vocab_size} embedding rows")
+    for name in ("bos", "eos", "pad"):
+        llm_id, tok_id = getattr(config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id")
+        llm_ids = llm_id if isinstance(llm_id, (list, tuple)) else [llm_id]
+        if llm_id is not None and tok_id is not None and tok_id not in llm_ids:
+            problems.append(f"{name}_token_id {tok_id} vs the LLM config's {llm_id}")
+    return problems
+
+
+def check_llm_tokenizer(tokenizer_name_or_path: str, llm_name_or_path: str) -> None:
+    """Refuse, naming both, a tokenizer that is not the LLM's own (:func:`llm_tokenizer_mismatches`)."""
+    from transformers import AutoTokenizer
+
+    problems = llm_tokenizer_mismatches(AutoTokenizer.from_pretrained(tokenizer_name_or_path), llm_name_or_path)
+    if problems:
+        raise ValueError(
+            f"the tokenizer {tokenizer_name_or_path} does not match the LLM {llm_name_or_path}: "
+            + "; ".join(problems)
+            + ". A pretrained LLM takes its own tokenizer (csst.sh --token_type pretrained, no --tokenizer)"
+        )

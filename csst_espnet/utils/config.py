@@ -16,12 +16,18 @@ still wins over both. ESPnet writes the composed config, without ``model_config`
 
 import argparse
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import yaml
 from espnet2.utils import config_argparse
 
 MODEL_CONFIG_KEY = "model_config"
+# (config key, sub key) of the pretrained parts a config loads from a local path or hub name
+PRETRAINED_KEYS: Tuple[Tuple[str, Optional[str]], ...] = (
+    ("llm_conf", "model_name_or_path"),
+    ("tokenizer", None),
+    ("encoder_conf", "model_name_or_path"),
+)
 
 
 class ConfigError(ValueError):
