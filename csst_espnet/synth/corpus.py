@@ -409,6 +409,12 @@ def plan_corpus(
         pairs.append((s.source, s.target))
         if s.can_switch and rng.random() < 0.5:
             pairs.append((pair.join_segments(s.cs_segments(rng)), s.target))
+    # the extra sentences again in lines of 1-3, as utterances have them (the LLM translates them whole)
+    for group in grouped(extra, lengths("lm_extra", len(extra))):
+        if len(group) > 1:
+            src_lines.append(" ".join(s.source for s in group))
+            tgt_lines.append(" ".join(s.target for s in group))
+            pairs.append((src_lines[-1], tgt_lines[-1]))
     lm = {src: _dedup(src_lines), tgt: _dedup(tgt_lines), f"{src}2{tgt}": _dedup(pairs)}
     info = {
         "sentences_in_grammar": len(pool),
