@@ -235,7 +235,7 @@ class CSSTTask(AbsTask):
         llm = (args.llm_conf or {}).get("model_name_or_path")
         tokenizer = getattr(args, "tokenizer", None)
         if llm and tokenizer and os.path.abspath(tokenizer) != os.path.abspath(llm):
-            check_llm_tokenizer(tokenizer, llm)
+            check_llm_tokenizer(tokenizer, llm, bool(args.llm_conf.get("trust_remote_code", False)))
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:

@@ -199,7 +199,7 @@ def make_tokenizer(out_dir: str, sentences: Sequence[str], vocab_size: int = 800
     return loaded, info
 
 
-def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str) -> List[str]:
+def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str, trust_remote_code: bool = False) -> List[str]:
     """What makes ``tokenizer`` another tokenizer than the LLM's own (empty: it is the LLM's).
 
     Against the LLM's own tokenizer when its directory (or hub entry) has one: the same vocabulary
@@ -210,7 +210,7 @@ def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str) -> List[str]:
 
     problems = []
     try:
-        own = AutoTokenizer.from_pretrained(llm_name_or_path)
+        own = AutoTokenizer.from_pretrained(llm_name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError):  # no tokenizer files beside the model: the config alone is checked
         own = None
     if own is not None:
@@ -223,7 +223,7 @@ def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str) -> List[str]:
             mine, theirs = getattr(tokenizer, f"{name}_token"), getattr(own, f"{name}_token")
             if mine != theirs:
                 problems.append(f"{name}_token {mine!r} vs the LLM's {theirs!r}")
-    config = AutoConfig.from_pretrained(llm_name_or_path)
+    config = AutoConfig.from_pretrained(llm_name_or_path, trust_remote_code=trust_remote_code)
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     if len(tokenizer) > config.vocab_size:
         problems.append(f"{len(tokenizer)} tokens, more than the LLM's {config.vocab_size} embedding rows")
@@ -235,11 +235,12 @@ def llm_tokenizer_mismatches(tokenizer, llm_name_or_path: str) -> List[str]:
     return problems
 
 
-def check_llm_tokenizer(tokenizer_name_or_path: str, llm_name_or_path: str) -> None:
+def check_llm_tokenizer(tokenizer_name_or_path: str, llm_name_or_path: str, trust_remote_code: bool = False) -> None:
     """Refuse, naming both, a tokenizer that is not the LLM's own (:func:`llm_tokenizer_mismatches`)."""
     from transformers import AutoTokenizer
 
-    problems = llm_tokenizer_mismatches(AutoTokenizer.from_pretrained(tokenizer_name_or_path), llm_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path, trust_remote_code=trust_remote_code)
+    problems = llm_tokenizer_mismatches(tokenizer, llm_name_or_path, trust_remote_code)
     if problems:
         raise ValueError(
             f"the tokenizer {tokenizer_name_or_path} does not match the LLM {llm_name_or_path}: "
