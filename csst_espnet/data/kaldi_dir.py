@@ -753,7 +753,9 @@ def _is_han(c: str) -> bool:
 
 def _script_mismatch(transcript: str, script: str) -> Optional[str]:
     """Why ``transcript`` is not in ``script`` (Han: has a Han character; Latin: has a Latin letter
-    and no Han character), or None."""
+    and no Han character), or None; a transcript without letters (``2024``) contradicts no script."""
+    if not any(c.isalpha() for c in transcript):
+        return None
     has_han = any(_is_han(c) for c in transcript)
     if script == "Han":
         return None if has_han else "has no Han character"
