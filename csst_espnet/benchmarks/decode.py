@@ -48,8 +48,9 @@ def settings(batch_size: int, beam_size: int) -> List[Tuple[str, int, int]]:
 
 def run(exp_dir: str = DEMO_EXP, data_dir: str = DEMO_DATA, model_file: str = "valid.acc.ave.pth",
         num_utts: int = 48, batch_size: int = 16, batch_bins: int = 0, beam_size: int = 4, rounds: int = 3,
-        threads: int = 0, device: str = "cpu", use_lang: bool = True) -> Dict:
-    """Decode the first ``num_utts`` utterances of ``data_dir`` in each setting, ``rounds`` times."""
+        threads: int = 0, device: str = "cpu", use_lang: bool = True, **guards) -> Dict:
+    """Decode the first ``num_utts`` utterances of ``data_dir`` in each setting, ``rounds`` times;
+    ``guards``: Speech2Text's guard options (its defaults otherwise)."""
     if not threads:
         idle = idle_cores()
         cores = len(os.sched_getaffinity(0))
@@ -60,7 +61,7 @@ def run(exp_dir: str = DEMO_EXP, data_dir: str = DEMO_DATA, model_file: str = "v
         if os.path.exists(os.path.join(data_dir, name)):
             data.append((os.path.join(data_dir, name), name[4:], "text"))
     keys = list(read_table(data[0][0], unique=True))[:num_utts]
-    s2t = Speech2Text.from_exp_dir(exp_dir, model_file=model_file, device=device)
+    s2t = Speech2Text.from_exp_dir(exp_dir, model_file=model_file, device=device, **guards)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         key_file = os.path.join(tmp, "keys")
@@ -90,6 +91,8 @@ def run(exp_dir: str = DEMO_EXP, data_dir: str = DEMO_DATA, model_file: str = "v
     return {
         "exp_dir": exp_dir, "model_file": model_file, "data_dir": data_dir, "num_utts": len(keys),
         "speech_seconds": round(seconds, 2), "batch_bins": batch_bins, "rounds": rounds,
+        "guards": {"max_tokens_per_second": s2t.max_tokens_per_second, "max_tokens_offset": s2t.max_tokens_offset,
+                   "loop_ngram": s2t.loop_ngram},
         "settings": rows,
         "batched_over_batch1_greedy": round(greedy_b["utt_per_s"] / greedy1["utt_per_s"], 2),
         "beam_over_greedy_time_batched": round(beam_b["seconds"] / greedy_b["seconds"], 2),
