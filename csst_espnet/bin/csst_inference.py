@@ -24,7 +24,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG"))
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: decode on the (first visible) GPU")
-    parser.add_argument("--num_workers", type=int, default=0, help="audio loader processes (0: in this one)")
+    parser.add_argument("--num_workers", type=int, default=1, help="audio loader processes (0: in this one)")
     parser.add_argument("--batch_size", type=int, default=8, help="utterances per batch at most")
     parser.add_argument("--batch_bins", type=int, default=0,
                         help="padded speech samples per batch at most (batch size x longest; 0: batch_size only)")

@@ -26,12 +26,10 @@ def decode_utterances(
     batch_size: int = 8,
     batch_bins: int = 0,
     key_file: Optional[str] = None,
-    num_workers: int = 0,
+    num_workers: int = 1,
     progress: bool = True,
 ) -> Dict[str, Hypothesis]:
-    """Every utterance's hypothesis, in the order of the key file (see the module docstring).
-    ``num_workers`` 0 reads the audio in this process: a loader worker hands each batch over through
-    shared memory, which cost a fifth of the time at batch 1 (docs/benchmarks.md)."""
+    """Every utterance's hypothesis, in the order of the key file (see the module docstring)."""
     lengths = speech_lengths(data_path_and_name_and_type, key_file)
     batches = sorted_batches(lengths, batch_size, batch_bins)
     loader = sorted_loader(data_path_and_name_and_type, s2t.preprocess, s2t.collate, batches, num_workers)
@@ -68,7 +66,7 @@ def decode_dir(
     output_dir: str,
     batch_size: int = 8,
     key_file: Optional[str] = None,
-    num_workers: int = 0,
+    num_workers: int = 1,
     batch_bins: int = 0,
 ) -> Dict[str, Hypothesis]:
     """Decode every utterance of the data (or those of ``key_file``) into ``output_dir/1best_recog``."""
