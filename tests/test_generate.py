@@ -42,3 +42,79 @@ def test_left_padded_batch_decodes_as_each_prefix_alone(tiny_llm):
 
     with pytest.raises(ValueError, match="exactly one"):
         generate(model, tok, mask, options=options)
+
+
+def _looping_lm(tok, cycle, eos_logit=2.0):
+    """A one-layer Qwen2 whose attention and MLP add nothing: the next token depends only on the
+    current one, ``cycle[i] -> cycle[i + 1]`` (and back to ``cycle[0]``): it loops forever, with EOS
+    always the second choice."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    hidden = 16
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():
+        model.model.layers[0].self_attn.o_proj.weight.zero_()
+        model.model.layers[0].mlp.down_proj.weight.zero_()
+        emb = model.get_input_embeddings().weight
+        emb.zero_()
+        emb[:, 0] = 1.0  # every token not in the cycle: state 0
+        head = model.lm_head.weight
+        head.zero_()
+        head[tok.eos_token_id] = eos_logit
+        for i, t in enumerate(cycle):
+            emb[t] = 0.0
+            emb[t, i + 1] = 1.0
+            head[cycle[(i + 1) % len(cycle)], i + 1] = 40.0
+        head[cycle[0], 0] = 40.0
+    return model
+
+
+def _reference_logprobs(model, prefix, tokens):
+    """Log-probabilities of ``tokens`` after ``prefix`` from one forward pass over both."""
+    import torch
+
+    ids = torch.tensor([prefix + tokens])
+    logp = model(input_ids=ids).logits[0].float().log_softmax(-1)
+    return [logp[len(prefix) - 1 + i, t].item() for i, t in enumerate(tokens)]
+
+
+def test_guards_stop_a_looping_model_and_confidence_is_mean_logprob(tiny_llm):
+    from transformers import AutoTokenizer
+
+    from csst_espnet.inference.decode_dir import guard_counts
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm)
+    a, b, c = (tok.convert_tokens_to_ids(t) for t in ("the", "Ġloss", "Ġgoes"))
+    assert tok.unk_token_id not in (a, b, c)
+    model = _looping_lm(tok, [a, b, c])
+    prefix = tok("<s>we use", add_special_tokens=False)["input_ids"] + [a]
+    ids, mask = left_pad([prefix, prefix[-2:]], pad_id(tok))
+
+    # no guard but the hard cap: the loop runs until the cap
+    unguarded = generate(model, tok, mask, input_ids=ids, options=GenerateOptions(max_new_tokens=20))
+    assert [len(h.token_int) for h in unguarded] == [20, 20]
+    assert unguarded[0].token_int[:6] == [b, c, a, b, c, a]
+    assert [h.guard for h in unguarded] == ["length", "length"]
+    # per-row length limits (Speech2Text's length guard)
+    limited = generate(model, tok, mask, input_ids=ids, options=GenerateOptions(max_new_tokens=20),
+                       max_new_tokens=[5, 30])
+    assert [len(h.token_int) for h in limited] == [5, 20]
+    # the loop guard: the hypothesis ends with EOS instead of repeating the 4-gram b c a b
+    for beam in (1, 3):
+        looped = generate(model, tok, mask, input_ids=ids,
+                          options=GenerateOptions(beam_size=beam, max_new_tokens=20, loop_ngram=4))
+        assert [h.token_int for h in looped] == [[b, c, a, b, c, a]] * 2, beam
+        assert [h.guard for h in looped] == ["loop", "loop"]
+        assert guard_counts(looped + unguarded[:1]) == {"length": 1, "loop": 2}
+        # confidence: the mean of the model's own log-probabilities of the tokens and the EOS
+        for h, p in zip(looped, [prefix, prefix[-2:]]):
+            ref = _reference_logprobs(model, p, h.token_int + [tok.eos_token_id])
+            assert ref[-1] < -30  # the model never wanted to stop: the guard did
+            assert h.confidence == pytest.approx(sum(ref) / len(ref), abs=1e-4)
+    # cut by the length guard: no EOS in the mean
+    ref = _reference_logprobs(model, prefix, limited[0].token_int)
+    assert limited[0].confidence == pytest.approx(sum(ref) / len(ref), abs=1e-4)

@@ -617,3 +617,38 @@ def test_results_commit_ignores_its_own_results_file(tmp_path, monkeypatch):
     assert "local changes" in recipe_results._git_commit()
     (tmp_path / "run.sh").write_text("echo changed\n")
     assert recipe_results._git_commit("RESULTS.md").endswith("(with local changes)")
+
+
+def test_score_and_results_show_guards_and_confidence(tmp_path):
+    """score.py reads confidence and guard beside the hypotheses; RESULTS.md shows the guard counts and
+    the BLEU of the least confident tenth against the rest."""
+    from csst_espnet.bin import score
+
+    d = tmp_path / "exp" / "csst_train_phase3" / "decode_x" / "dev"
+    d.mkdir(parents=True)
+    sentences = ["we use gradient descent to train the model", "the loss goes down after each epoch"]
+    utts = [f"s-{i:02d}" for i in range(20)]
+    ref = {u: sentences[i % 2] for i, u in enumerate(utts)}
+    hyp = dict(ref, **{"s-03": "transfer learning transfer learning", "s-08": "the loss goes up"})
+    conf = {u: -0.1 for u in utts}
+    conf.update({"s-03": -2.5, "s-08": -1.5, "s-11": -0.2})
+    guard = {u: "none" for u in utts}
+    guard.update({"s-03": "loop", "s-11": "length"})
+    for name, table in (("text", hyp), ("confidence", conf), ("guard", guard)):
+        (d / name).write_text("".join(f"{u} {table[u]}\n" for u in utts))
+    (tmp_path / "ref").write_text("".join(f"{u} {ref[u]}\n" for u in utts))
+    assert score.main(["--hyp", str(d / "text"), "--ref", str(tmp_path / "ref"), "--task", "st", "--tgt_lang", "en",
+                       "--out_json", str(d / "score.json")]) == 0
+    res = json.loads((d / "score.json").read_text())
+    assert res["guards"] == {"loop": 1, "length": 1}
+    low, rest = res["confidence"]["low"], res["confidence"]["rest"]
+    assert (low["num_utts"], rest["num_utts"]) == (2, 18) and res["confidence"]["threshold"] == -1.5
+    assert low["bleu"] < 10 and rest["bleu"] == pytest.approx(100.0)
+    (d / "confidence").write_text("s-00 x\n")
+    assert score.main(["--hyp", str(d / "text"), "--ref", str(tmp_path / "ref"), "--task", "st", "--tgt_lang", "en"]) == 1
+
+    (d / "score_ref1.json").write_text((d / "score.json").read_text())
+    md, js = tmp_path / "RESULTS.md", tmp_path / "exp" / "results.json"
+    assert make_results.main(["--expdir", str(tmp_path / "exp"), "--out_md", str(md), "--out_json", str(js), str(d)]) == 0
+    table = md.read_text().split("### Runaway guards and confidence")[1]
+    assert f"|dev|20|1|1|{res['confidence']['mean']:.2f}|2|{low['bleu']:.2f}|18|100.00|" in table

@@ -40,6 +40,8 @@ def test_greedy_decoding_reproduces_targets(trained, tiny_data, tmp_path):
         "--data_path_and_name_and_type", f"{tiny_data}/utt2lang,lang,text",
         "--data_path_and_name_and_type", f"{tiny_data}/utt2task,task,text",
         "--batch_size", "4",
+        # the tiny utterances say 6-14 tokens in 0.4-0.9 s: faster than the default length guard allows
+        "--max_tokens_per_second", "30",
     ]
     run_module("csst_espnet.bin.csst_inference", args)
     assert (out / "DONE").exists()
@@ -51,8 +53,9 @@ def test_greedy_decoding_reproduces_targets(trained, tiny_data, tmp_path):
     hyps = dict(line.split(" ", 1) if " " in line else (line, "") for line in
                 (out / "1best_recog" / "text").read_text().splitlines())
     assert hyps == refs
-    for name in ("token", "token_int", "score"):
+    for name in ("token", "token_int", "score", "confidence", "guard"):
         assert len((out / "1best_recog" / name).read_text().splitlines()) == len(refs)
+    assert set(_table(out / "1best_recog" / "guard").values()) == {"none"}
 
 
 def test_checkpoint_excludes_frozen_llm_and_reloads(trained, tiny_llm, tiny_data):
@@ -80,20 +83,62 @@ def test_checkpoint_excludes_frozen_llm_and_reloads(trained, tiny_llm, tiny_data
     assert losses[0] < 0.15 and losses[2] > 1.0, losses
 
 
-def test_batched_decoding_equals_one_by_one(trained, tiny_data):
+def test_batched_decoding_equals_one_by_one(trained, tiny_data, tmp_path):
+    """Length-sorted batches (batch_bins) give the hypotheses of one-by-one decoding, written in the
+    order of wav.scp."""
+    from csst_espnet.inference.batches import sorted_batches, speech_lengths
+    from csst_espnet.inference.decode_dir import decode_dir
     from csst_espnet.inference.speech2text import Speech2Text
 
     exp, _ = trained
-    s2t = Speech2Text.from_exp_dir(exp)
-    wavs = sorted((tiny_data / "wav").glob("*.wav"))
-    batched = [h.text for h in s2t.batch([str(w) for w in wavs])]
-    single = [s2t(str(w))[0].text for w in wavs]
-    assert batched == single
-    assert sorted(batched) == sorted(SENTENCES[:6])
+    data = [(f"{tiny_data}/wav.scp", "speech", "sound"), (f"{tiny_data}/utt2lang", "lang", "text"),
+            (f"{tiny_data}/utt2task", "task", "text")]
+    keys = [line.split()[0] for line in (tiny_data / "wav.scp").read_text().splitlines()]
+    lengths = speech_lengths(data)
+    batches = sorted_batches(lengths, batch_size=4, batch_bins=3 * lengths[keys[-1]])
+    assert [len(b) for b in batches] == [3, 3]  # longest first, three of the longest fit the budget
+    assert batches[0][0] == keys[-1] and sum(batches, []) != keys
+    for beam in (1, 3):
+        s2t = Speech2Text.from_exp_dir(exp, beam_size=beam)
+        out = {}
+        for name, size, bins in (("batched", 4, 3 * lengths[keys[-1]]), ("single", 1, 0)):
+            decode_dir(s2t, data, str(tmp_path / f"{name}{beam}"), batch_size=size, batch_bins=bins)
+            out[name] = {f: _table(tmp_path / f"{name}{beam}" / "1best_recog" / f)
+                         for f in ("text", "token_int", "guard", "score", "confidence")}
+        for f in ("text", "token_int", "guard"):
+            assert list(out["batched"][f].items()) == list(out["single"][f].items()), (beam, f)
+        assert list(out["batched"]["text"]) == keys
+        for f in ("score", "confidence"):
+            assert [float(v) for v in out["batched"][f].values()] == pytest.approx(
+                [float(v) for v in out["single"][f].values()], abs=1e-4)
+        if beam == 1:
+            assert sorted(out["batched"]["text"].values()) == sorted(SENTENCES[:6])
 
-    # Beam search may legitimately prefer another hypothesis than greedy; batching must not matter.
-    beam = Speech2Text.from_exp_dir(exp, beam_size=3)
-    assert [h.text for h in beam.batch([str(w) for w in wavs])] == [beam(str(w))[0].text for w in wavs]
+
+def test_confidence_is_mean_logprob_of_reference_pass(trained, tiny_data):
+    """The untrained model (projector random, LoRA zero) on the test speech: each hypothesis'
+    confidence equals the mean log-probability of its tokens and EOS in the model's forward pass."""
+    from csst_espnet.inference.speech2text import Speech2Text
+
+    exp, _ = trained
+    wavs = sorted(str(w) for w in (tiny_data / "wav").glob("*.wav"))[:3]
+    for beam in (1, 2):
+        s2t = Speech2Text(exp / "config.yaml", beam_size=beam, max_tokens_per_second=0, max_new_tokens=8)
+        hyps = s2t.batch(wavs)
+        for wav, hyp in zip(wavs, hyps):
+            items = [("u", s2t.preprocess("u", {"speech": s2t.load_audio(wav)}))]
+            batch = s2t.collate(items)[1]
+            ended = hyp.guard != "length"
+            text = torch.tensor([hyp.token_int + [s2t.tokenizer.eos_token_id] * ended])
+            logits = s2t.model.target_logits(batch["speech"], batch["speech_lengths"], text, batch["prompt"],
+                                             batch["prompt_lengths"])[0]
+            ref = logits.log_softmax(-1)[0].gather(1, text[0][:, None])[:, 0]
+            assert hyp.confidence == pytest.approx(ref.mean().item(), abs=1e-4), (beam, hyp)
+        assert len({round(h.confidence, 3) for h in hyps}) > 1 and min(h.confidence for h in hyps) < -0.5
+
+
+def _table(path: Path):
+    return dict(line.split(" ", 1) if " " in line else (line, "") for line in path.read_text().splitlines())
 
 
 def _batch(args, data_dir: Path):

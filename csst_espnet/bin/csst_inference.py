@@ -1,4 +1,5 @@
-"""Batched decoding of a data set into ESPnet's ``1best_recog/{text,token,token_int,score}``.
+"""Batched decoding of a data set into ESPnet's ``1best_recog/{text,token,token_int,score}``, with each
+hypothesis' ``confidence`` and ``guard`` (csst_espnet.inference.decode_dir).
 
     python -m csst_espnet.bin.csst_inference --st_train_config exp/x/config.yaml \
         --st_model_file exp/x/valid.acc.ave.pth --output_dir exp/x/decode_test_cs \
@@ -23,17 +24,21 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG"))
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: decode on the (first visible) GPU")
-    parser.add_argument("--num_workers", type=int, default=1)
-    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_workers", type=int, default=1, help="audio loader processes (0: in this one)")
+    parser.add_argument("--batch_size", type=int, default=8, help="utterances per batch at most")
+    parser.add_argument("--batch_bins", type=int, default=0,
+                        help="padded speech samples per batch at most (batch size x longest; 0: batch_size only)")
     parser.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True, action="append")
     parser.add_argument("--key_file", type=str_or_none, help="Decode only these utterances (one id per line)")
     parser.add_argument("--st_train_config", required=True)
     parser.add_argument("--st_model_file", required=True)
     parser.add_argument("--beam_size", type=int, default=1)
     parser.add_argument("--max_new_tokens", type=int, default=200)
-    parser.add_argument("--max_len_ratio", type=float, default=0.0)
-    parser.add_argument("--repetition_penalty", type=float, default=1.0)
-    parser.add_argument("--no_repeat_ngram_size", type=int, default=0)
+    parser.add_argument("--max_tokens_per_second", type=float, default=8.0,
+                        help="length guard: at most this many tokens per second of speech (+ max_tokens_offset); 0: off")
+    parser.add_argument("--max_tokens_offset", type=int, default=10)
+    parser.add_argument("--loop_ngram", type=int, default=4,
+                        help="loop guard: end a hypothesis rather than repeat an n-gram of this many tokens; 0: off")
     return parser
 
 
@@ -59,12 +64,12 @@ def main(cmd=None):
         device="cuda" if args.ngpu > 0 else "cpu",
         beam_size=args.beam_size,
         max_new_tokens=args.max_new_tokens,
-        max_len_ratio=args.max_len_ratio,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        max_tokens_per_second=args.max_tokens_per_second,
+        max_tokens_offset=args.max_tokens_offset,
+        loop_ngram=args.loop_ngram,
     )
     decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file,
-               args.num_workers, fingerprint=done)
+               args.num_workers, args.batch_bins, fingerprint=done)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python -m csst_espnet.bin.score --hyp exp/.../text --ref data/test_cs/text \\
         [--ref data/test_cs/text.2 ...] --task st|asr --tgt_lang en|zh \\
         [--utt2lang data/test_cs/utt2lang] [--src_text data/test_cs/src_text] \\
-        [--allow_missing false] [--out_json FILE]
+        [--allow_missing false] [--confidence FILE] [--guard FILE] [--out_json FILE]
 
 ST: BLEU and chrF (sacrebleu; tokenizer ``zh`` for Chinese targets, ``13a``
 otherwise; the signatures are printed and stored). ASR: WER (words), CER
@@ -15,6 +15,9 @@ false`` to score raw text). Both: English-word recall on code-switch utterances
 reference for ST, the reference itself for ASR — found in the hypothesis) and the
 off-target-language rate. Hyp and ref files are Kaldi ``utt text`` files; a
 reference utterance without hypothesis is an error unless ``--allow_missing true``.
+The decoder's ``confidence`` and ``guard`` files beside the hypotheses (or given) add
+the score of the least confident tenth vs the rest and the count of hypotheses each
+runaway guard ended.
 """
 
 import argparse
@@ -45,8 +48,19 @@ def get_parser() -> argparse.ArgumentParser:
     add_option(p, "tokenize", default=None, help="override sacrebleu's tokenizer")
     add_option(p, "normalize", type=str2bool, default=True, help="lower-case and strip punctuation for error rates")
     add_option(p, "allow_missing", type=str2bool, default=False, help="count missing hypotheses as empty")
+    add_option(p, "confidence", default=None,
+               help="per-utterance confidence ('none' to skip); default: confidence beside --hyp if there")
+    add_option(p, "guard", default=None, help="per-utterance runaway guard ('none' to skip); default: guard beside --hyp")
     add_option(p, "out_json", default=None, help="write the result as JSON")
     return p
+
+
+def _beside_hyp(hyp: str, given: Optional[str], name: str) -> Optional[str]:
+    """``given`` ('none': None), else the file ``name`` beside the hypotheses when there is one."""
+    if given is not None:
+        return None if given.lower() == "none" else given
+    path = os.path.join(os.path.dirname(os.path.abspath(hyp)), name)
+    return path if os.path.exists(path) else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -62,9 +76,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if src_path is not None and src_path.lower() == "none":
             src_path = None
         src = read_table(src_path, unique=True) if src_path else None
+        extra = {name: _beside_hyp(args.hyp, getattr(args, name), name) for name in ("confidence", "guard")}
+        confidence = None
+        if extra["confidence"]:
+            table = read_table(extra["confidence"], unique=True)
+            try:
+                confidence = {u: float(v) for u, v in table.items()}
+            except ValueError as e:
+                raise scoring.ScoringError(f"{extra['confidence']}: not a number: {e}") from e
+        guards = read_table(extra["guard"], unique=True) if extra["guard"] else None
         res = scoring.score(hyp, refs, task=args.task, tgt_lang=args.tgt_lang, utt2lang=utt2lang,
                             src_text=src, allow_missing=args.allow_missing, tokenize=args.tokenize,
-                            normalize=args.normalize)
+                            normalize=args.normalize, confidence=confidence, guards=guards)
     except (scoring.ScoringError, DuplicateKeyError, FileNotFoundError) as e:
         print(f"score: {e}", file=sys.stderr)
         return 1
@@ -76,6 +99,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, sig in res.get("signatures", {}).items():
         print(f"{name} signature: {sig}")
     print(scoring.format_table(res))
+    if "guards" in res:
+        print("hypotheses ended by a runaway guard: " + (", ".join(f"{g} {n}" for g, n in sorted(res["guards"].items()))
+                                                         or "none"))
+    if "confidence" in res:
+        c = res["confidence"]
+        metric = "BLEU" if args.task == "st" else "WER"
+        print(f"{metric} of the least confident {c['low']['num_utts']} (confidence <= {c['threshold']:.3f}) / "
+              f"the other {c['rest']['num_utts']}: " + " / ".join(
+                  f"{c[k][metric.lower()]:.2f}" if metric.lower() in c[k] else "-" for k in ("low", "rest")))
     if args.out_json:
         os.makedirs(os.path.dirname(os.path.abspath(args.out_json)), exist_ok=True)
         with open(args.out_json, "w", encoding="utf-8") as f:

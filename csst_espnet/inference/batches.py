@@ -3,13 +3,18 @@
 ESPnet's streaming loader through the task (``CSSTTask.build_streaming_iterator``): the entries of
 ``data_path_and_name_and_type`` read line by line in the order of the key file (default: the first
 data file), turned into model inputs by the model's preprocessing and padded by its collation, in
-consecutive batches of ``batch_size``. See docs/architecture.md.
+consecutive batches of ``batch_size`` (``data_loader``; the routing report); or, for decoding,
+length-sorted batches under a budget of padded samples (``sorted_batches``, ``sorted_loader``). See
+docs/architecture.md.
 """
 
-from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from espnet2.train.dataset import ESPnetDataset
+from torch.utils.data import DataLoader
 
 from csst_espnet.data.audio import audio_info
-from csst_espnet.data.kaldi_dir import read_raw
+from csst_espnet.data.kaldi_dir import read_raw, read_table
 from csst_espnet.tasks.csst import CSSTTask
 
 
@@ -37,6 +42,13 @@ def data_loader(
         allow_variable_data_keys=False,
         inference=True,
     )
+    return _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file)
+
+
+def _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file: Optional[str]
+                             ) -> Iterator[Tuple[list, dict]]:
+    """The batches of ``loader``; an error while loading one names the first utterance not yet
+    yielded whose audio cannot be read (and re-raises when every one can)."""
     done: Set[str] = set()
     try:
         for keys, batch in loader:
@@ -75,3 +87,55 @@ def count_keys(data_path_and_name_and_type: Sequence[Tuple[str, str, str]], key_
     path = key_file or data_path_and_name_and_type[0][0]
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
+
+
+def speech_lengths(data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+                   key_file: Optional[str] = None) -> Dict[str, int]:
+    """Samples of each utterance's ``speech`` (from the audio headers), in the order of the key file
+    (default: the ``speech`` file)."""
+    scp = [path for path, name, _ in data_path_and_name_and_type if name == "speech"]
+    if not scp:
+        raise ValueError("data_path_and_name_and_type has no speech entry")
+    entries = read_table(scp[0], unique=True)
+    keys = list(read_table(key_file, unique=True)) if key_file else list(entries)
+    lengths = {}
+    for key in keys:
+        if key not in entries:
+            raise KeyError(f"{scp[0]} has no utterance {key} (listed in {key_file})")
+        try:
+            lengths[key] = audio_info(entries[key])[0]
+        except (OSError, ValueError, RuntimeError) as e:
+            raise RuntimeError(f"{scp[0]}: utterance {key}: {e}") from e
+    return lengths
+
+
+def sorted_batches(lengths: Dict[str, int], batch_size: int, batch_bins: int = 0) -> List[List[str]]:
+    """Utterance ids longest first, cut into batches of at most ``batch_size`` utterances and, with
+    ``batch_bins`` > 0, at most ``batch_bins`` padded samples (utterances × the longest); an utterance
+    longer than ``batch_bins`` is a batch of its own. Ties keep the given order."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    order = sorted(lengths, key=lambda k: -lengths[k])
+    batches: List[List[str]] = []
+    for key in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and (batch_bins <= 0 or (len(last) + 1) * lengths[last[0]] <= batch_bins):
+            last.append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
+def sorted_loader(
+    data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+    preprocess: Optional[Callable],
+    collate: Callable,
+    batches: List[List[str]],
+    num_workers: int = 1,
+    key_file: Optional[str] = None,
+) -> Iterator[Tuple[list, dict]]:
+    """``(keys, batch)`` pairs of the given batches of utterance ids, in that order (see
+    :func:`sorted_batches`); unreadable audio is named as by :func:`data_loader`."""
+    dataset = ESPnetDataset(data_path_and_name_and_type, preprocess=preprocess, float_dtype="float32")
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers)
+    return _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file)

@@ -7,10 +7,14 @@
     hyps = s2t.batch([wav1, wav2], langs=["zh", "cs"])
 
 Prompts come from the same :class:`PromptTemplate` the model was trained with; the LLM's
-``generate`` (:func:`csst_espnet.inference.generate.generate`) runs greedy or beam search with its KV
-cache on the left-padded ``[prompt][speech]`` prefix built by the model.
+``generate`` (:func:`csst_espnet.inference.generate.generate`) runs greedy or beam search with a KV
+cache on the left-padded ``[prompt][speech]`` prefix built by the model, with the runaway guards on
+by default: each hypothesis is limited to ``max_tokens_per_second`` tokens per second of speech plus
+``max_tokens_offset`` (and ``max_new_tokens`` in all), and stops before repeating an n-gram of
+``loop_ngram`` tokens. The defaults were chosen on mini_cs's dev set (docs/experiments/mini_cs.md).
 """
 
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -34,8 +38,9 @@ class Speech2Text:
     device: ``cpu`` or ``cuda``.
     beam_size: 1 = greedy search.
     max_new_tokens: hard cap on hypothesis length.
-    max_len_ratio: cap hypothesis length at this many tokens per speech embedding (0 = off).
-    repetition_penalty, no_repeat_ngram_size: guards against loops (1.0 / 0 = off).
+    max_tokens_per_second, max_tokens_offset: length guard, at most ``ceil(max_tokens_per_second *
+        seconds of speech + max_tokens_offset)`` tokens (max_tokens_per_second 0 = off).
+    loop_ngram: loop guard, a hypothesis ends rather than repeat an n-gram of this many tokens (0 = off).
     """
 
     def __init__(
@@ -45,9 +50,9 @@ class Speech2Text:
         device: str = "cpu",
         beam_size: int = 1,
         max_new_tokens: int = 200,
-        max_len_ratio: float = 0.0,
-        repetition_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        max_tokens_per_second: float = 8.0,
+        max_tokens_offset: int = 10,
+        loop_ngram: int = 4,
     ):
         if isinstance(st_train_config, dict):
             model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
@@ -62,9 +67,9 @@ class Speech2Text:
         self.fs = (train_args.frontend_conf or {}).get("fs", 16000)
         self.beam_size = beam_size
         self.max_new_tokens = max_new_tokens
-        self.max_len_ratio = max_len_ratio
-        self.repetition_penalty = repetition_penalty
-        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.max_tokens_per_second = max_tokens_per_second
+        self.max_tokens_offset = max_tokens_offset
+        self.loop_ngram = loop_ngram
 
     @classmethod
     def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
@@ -141,6 +146,13 @@ class Speech2Text:
         _, batch = self.collate(items)
         return self.decode_batch(batch)
 
+    def length_limits(self, speech_lengths: torch.Tensor) -> Optional[List[int]]:
+        """The length guard's limit of each utterance (``speech_lengths`` in samples); None when off."""
+        if self.max_tokens_per_second <= 0:
+            return None
+        seconds = speech_lengths.double().cpu() / self.fs
+        return [math.ceil(self.max_tokens_per_second * s + self.max_tokens_offset) for s in seconds.tolist()]
+
     @torch.no_grad()
     def decode_batch(self, batch: dict) -> List[Hypothesis]:
         """Decode a collated batch (``speech``, ``prompt`` and their lengths)."""
@@ -149,11 +161,9 @@ class Speech2Text:
         prefix, mask = self.model.prefix_embeddings(
             batch["prompt"], batch["prompt_lengths"], embeds, embed_lengths
         )
-        max_new = self.max_new_tokens
-        if self.max_len_ratio > 0:
-            max_new = min(max_new, max(1, int(self.max_len_ratio * int(embed_lengths.max()))))
-        options = GenerateOptions(self.beam_size, max_new, self.repetition_penalty, self.no_repeat_ngram_size)
-        return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options)
+        options = GenerateOptions(self.beam_size, self.max_new_tokens, self.loop_ngram)
+        return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options,
+                        max_new_tokens=self.length_limits(batch["speech_lengths"]))
 
 
 def _read_yaml(path: Path) -> Dict:

@@ -6,7 +6,10 @@ otherwise), several references allowed. ASR: WER, CER and MER (see
 tokens. Both: English-word recall on code-switch utterances (share of the English
 words of the source transcript that the hypothesis contains) and the
 off-target-language rate (non-empty hypotheses whose dominant script is not the
-target language's).
+target language's). With the decoder's per-hypothesis ``confidence`` (mean token
+log-probability): the score of the least confident tenth against the rest
+(:func:`confidence_split`); with its ``guard`` file: how many hypotheses each runaway
+guard ended.
 """
 
 import os
@@ -77,8 +80,11 @@ def score(
     allow_missing: bool = False,
     tokenize: Optional[str] = None,
     normalize: bool = True,
+    confidence: Optional[Dict[str, float]] = None,
+    guards: Optional[Dict[str, str]] = None,
 ) -> Dict:
-    """Score ``hyp`` against ``refs`` (first reference defines the utterances).
+    """Score ``hyp`` against ``refs`` (first reference defines the utterances); ``confidence`` and
+    ``guards``: the decoder's per-utterance confidence and guard (see the module docstring).
 
     Raises :class:`ScoringError` naming the utterance(s) when a hypothesis or a
     reference is missing (hypotheses missing count as empty with ``allow_missing``).
@@ -180,7 +186,37 @@ def score(
             s["off_target"] = off
             s["empty_rate"] = 100.0 * empty / counted
         result["subsets"][name] = s
+    for table, what in ((confidence, "confidence"), (guards, "guard")):
+        lacking = [u for u in utts if table is not None and u not in table]
+        if lacking:
+            raise ScoringError(f"the {what} file has no entry for utterance {lacking[0]}")
+    if guards is not None:
+        result["guards"] = dict(Counter(guards[u] for u in utts if guards[u] != "none"))
+    if confidence is not None:
+        result["confidence"] = confidence_split(H, refs, confidence, utts, task, bleu_metric, normalize)
     return result
+
+
+def confidence_split(hyp: Dict[str, str], refs: Sequence[Dict[str, str]], confidence: Dict[str, float],
+                     utts: Sequence[str], task: str, bleu_metric=None, normalize: bool = True,
+                     fraction: float = 0.1) -> Dict:
+    """The score (BLEU for ST, WER for ASR) of the least confident ``fraction`` of the utterances
+    (at least one) and of the rest, with the confidence that separates them."""
+    ranked = sorted(utts, key=lambda u: (confidence[u], u))
+    n_low = max(1, round(fraction * len(ranked)))
+    parts = {"low": ranked[:n_low], "rest": ranked[n_low:]}
+    out: Dict = {"fraction": fraction, "threshold": confidence[ranked[n_low - 1]],
+                 "mean": sum(confidence[u] for u in utts) / max(len(utts), 1)}
+    for name, ids in parts.items():
+        entry: Dict = {"num_utts": len(ids)}
+        if ids:
+            hyps = [hyp[u] for u in ids]
+            if task == "st":
+                entry["bleu"] = bleu_metric.corpus_score(hyps, [[r[u] for u in ids] for r in refs]).score
+            else:
+                entry["wer"] = er.error_rate([refs[0][u] for u in ids], hyps, "wer", norm=normalize).rate
+        out[name] = entry
+    return out
 
 
 def default_src_text(ref_path: str) -> Optional[str]:

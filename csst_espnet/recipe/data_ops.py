@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence
 
 from csst_espnet.data import kaldi_dir as kd
 
-DECODE_FILES = ("text", "token", "token_int", "score")
+DECODE_FILES = ("text", "token", "token_int", "score", "confidence", "guard")  # decode_dir.write_hyps
 ASR_COPY_SUFFIX = "-asr"  # utterance ids of an ASR copy (asr_dir): the speaker prefix and Kaldi order stay
 
 
@@ -122,7 +122,7 @@ def split_keys(scp: str, nj: int, prefix: str) -> List[str]:
 
 
 def merge_decode(keys_file: str, out: str, parts: Sequence[str], subset: bool = False) -> int:
-    """Merge ``PART/1best_recog/{text,token,token_int,score}`` into ``out``; every id of ``keys_file``
+    """Merge ``PART/1best_recog/<DECODE_FILES>`` into ``out``; every id of ``keys_file``
     must be decoded exactly once (``subset``: utterances of the parts not in it are left out). A file
     with a repeated id raises :class:`kaldi_dir.DuplicateKeyError`."""
     keys = list(kd.read_table(keys_file, unique=True))
