@@ -348,3 +348,48 @@ def test_distill_with_plain_ce_counts_each_utterance_ce_once(tiny_llm, tiny_whis
     assert stats["transition_ce_cs"].item() == pytest.approx(ce_cs.item(), rel=1e-5)
     expected = ce_prev_tokens + 0.5 * (ce_cs + 0.3 * stats["transition_kl"])
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+class _FixedTeacher(torch.nn.Module):
+    """A teacher whose hidden states are given (B, L, H); ``row`` in the batch picks its utterances."""
+
+    def __init__(self, hidden, head):
+        super().__init__()
+        self.teacher_hidden, self.llm = hidden, head
+        head.vocab_size = head.out_features
+        head.head = head
+
+    def target_hidden(self, speech, speech_lengths, row):
+        return self.teacher_hidden[row], {}, {}
+
+
+def test_chunked_kl_equals_full_vocabulary_kl_in_value_and_gradients():
+    """KL over chunks of 3 target tokens = KL over the whole batch's logits (1e-5), loss and gradients."""
+    torch.manual_seed(0)
+    batch, length, width, vocab, tau = 4, 5, 6, 11, 2.0
+    student_head = torch.nn.Linear(width, vocab).double()
+    teacher = _FixedTeacher(torch.randn(batch, length, width, dtype=torch.float64),
+                            torch.nn.Linear(width, vocab).double())
+    hooks, _ = build_aux_losses([{"name": "transition", "conf": {"mode": "distill", "temperature": tau,
+                                                                 "chunk_size": 3}}],
+                                None, LANGS, load_teacher=lambda: teacher)
+    hidden = torch.randn(batch, length, width, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(length) < torch.tensor([5, 2, 4, 3])[:, None]
+    lang = torch.tensor([0, 3, 1, 0])  # utterance 1 is code-switched: no KL there
+    inputs = AuxLossInputs(
+        projector_aux={}, lang=lang, languages=LANGS, ce_per_utt=torch.zeros(batch, dtype=torch.float64),
+        hidden=hidden, lm_head=student_head, target_mask=mask,
+        model_inputs=dict(speech=torch.zeros(batch, 3), speech_lengths=torch.full((batch,), 3),
+                          row=torch.arange(batch)))
+    loss, stats = hooks["transition"](inputs)
+    params = [hidden, student_head.weight, student_head.bias]
+    grads = torch.autograd.grad(loss, params)
+
+    rows = (lang != 3)[:, None] & mask
+    log_p_s = torch.log_softmax(student_head(hidden) / tau, -1)[rows]  # (N, V): every logit at once
+    log_p_t = torch.log_softmax(teacher.llm(teacher.teacher_hidden) / tau, -1)[rows]
+    ref = tau**2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+    assert torch.allclose(stats["transition_kl"], ref, atol=1e-5)
+    for got, want in zip(grads, torch.autograd.grad(ref, params)):
+        assert torch.allclose(got, want, atol=1e-5)
+    assert teacher.llm.weight.grad is None

@@ -125,6 +125,28 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         """Token ids (...,) -> embeddings (..., hidden_size)."""
         return self.model.get_input_embeddings()(ids)
 
+    def hidden(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Last hidden states (B, P, H) (after the final norm) at ``positions`` (P,) of inputs (B, T, H),
+        or at all T positions; ``head`` turns them into logits."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model.get_decoder()(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state
+        return hidden if positions is None else hidden[:, positions]
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., H) -> logits (..., V), in the weights' dtype."""
+        return self.model.get_output_embeddings()(hidden)
+
     def forward(
         self,
         inputs_embeds: torch.Tensor,
@@ -132,12 +154,4 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         logits_positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Logits (B, P, V) at ``logits_positions`` (P,) of inputs (B, T, H), or at all T positions."""
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            logits_to_keep=0 if logits_positions is None else logits_positions,
-            use_cache=False,
-        )
-        return out.logits
+        return self.head(self.hidden(inputs_embeds, attention_mask, logits_positions))

@@ -29,3 +29,8 @@ def map_chunks(fn: Callable[..., torch.Tensor], chunk_size: int, *tensors: torch
         parts = [t[start : start + chunk_size] for t in tensors]
         out.append(checkpoint(fn, *parts, use_reentrant=False) if grad else fn(*parts))
     return out
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32, or as it is when wider (float64 in exactness tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
