@@ -159,14 +159,39 @@ def test_teacher_is_outside_parameters_and_state_dict(tiny_llm, tiny_whisper, te
     student = _distill_student(tiny_llm, tiny_whisper, teacher_files)
     teacher = student.aux_losses["transition"].teacher
     assert teacher is not None and not teacher.training
-    student_params = {id(p) for p in student.parameters()}
-    assert not any(id(p) in student_params for p in teacher.parameters())
+    trainable = {id(p) for p in student.parameters() if p.requires_grad}
+    assert not any(id(p) in trainable for p in teacher.parameters())
     assert not any(p.requires_grad for p in teacher.parameters())
     plain = CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper))
     assert student.state_dict().keys() == plain.state_dict().keys()
     # device / dtype moves of the student reach the teacher
     student.double()
     assert {p.dtype for p in teacher.parameters()} == {torch.float64}
+
+
+def test_teacher_shares_the_students_frozen_backbone(tiny_llm, tiny_whisper, teacher_files):
+    """The teacher's frozen encoder and LLM weights are the student's (same storage); it owns only what
+    its checkpoint holds (projector, LoRA), and those are its own values, not the student's."""
+    student = _distill_student(tiny_llm, tiny_whisper, teacher_files)
+    teacher = student.aux_losses["transition"].teacher
+    saved = torch.load(teacher_files["teacher_model"], weights_only=True)
+    mine = dict(student.named_parameters())
+    shared = own = 0
+    for name, p in teacher.named_parameters():
+        if name in saved:
+            own += 1
+            assert p.data_ptr() != mine[name].data_ptr() and torch.equal(p, saved[name]), name
+        else:
+            shared += 1
+            assert name.startswith(("encoder.", "llm.")) and p.data_ptr() == mine[name].data_ptr(), name
+    frozen = [n for n, p in student.named_parameters() if not p.requires_grad and n.startswith(("encoder.", "llm."))]
+    assert shared == len(frozen) > 0 and own > 0
+    # what the teacher computes is what the separately built previous-phase model computes
+    whole = CSSTTask.build_frozen_model(teacher_files["teacher_config"], teacher_files["teacher_model"])
+    batch = _batch(student.llm.vocab_size, LANG)
+    inputs = {k: batch[k] for k in ("speech", "speech_lengths", "text", "prompt", "prompt_lengths")}
+    with torch.no_grad():
+        assert torch.allclose(teacher.target_logits(**inputs)[0], whole.target_logits(**inputs)[0], atol=1e-5)
 
 
 def test_training_step_leaves_teacher_unchanged(tiny_llm, tiny_whisper, teacher_files):
@@ -190,7 +215,7 @@ def test_no_teacher_pass_without_previous_phase_utterances(tiny_llm, tiny_whispe
     def fail(**kwargs):
         raise AssertionError("teacher ran on a batch without previous-phase utterances")
 
-    monkeypatch.setattr(student.aux_losses["transition"].teacher, "target_logits", fail)
+    monkeypatch.setattr(student.aux_losses["transition"].teacher, "target_hidden", fail)
     loss, stats, _ = student(**_batch(student.llm.vocab_size, ["cs", "cs"]))
     assert stats["transition_kl"].item() == 0.0
     assert loss.item() == pytest.approx(stats["transition_ce_cs"].item())

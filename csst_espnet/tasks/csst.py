@@ -39,6 +39,7 @@ from csst_espnet.llm import text_lm
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
 from csst_espnet.losses.registry import build_aux_losses
 from csst_espnet.models.espnet_model import ESPnetCSSTModel
+from csst_espnet.models.frozen_state import copy_sharing_frozen
 from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
@@ -216,7 +217,11 @@ class CSSTTask(AbsTask):
 
     @classmethod
     @typechecked
-    def build_model(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+    def build_model(
+        cls, args: argparse.Namespace, backbone: Optional[Dict[str, torch.nn.Module]] = None
+    ) -> ESPnetCSSTModel:
+        """The model of ``args``; ``backbone``: an ``encoder`` and an ``llm`` already built for these
+        args, used instead of building (and loading) them (a teacher sharing the student's, ``load_teacher``)."""
         cls.check_text_lm_prompts(args)
         if args.frontend is not None:
             frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
@@ -231,8 +236,11 @@ class CSSTTask(AbsTask):
         normalize = None
         if args.normalize is not None:
             normalize = normalize_choices.get_class(args.normalize)(**args.normalize_conf)
-        encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
-        llm = llm_choices.get_class(args.llm)(**args.llm_conf)
+        if backbone is not None:
+            encoder, llm = backbone["encoder"], backbone["llm"]
+        else:
+            encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
+            llm = llm_choices.get_class(args.llm)(**args.llm_conf)
         projector = projector_choices.get_class(args.projector)(
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
@@ -242,7 +250,7 @@ class CSSTTask(AbsTask):
             args.languages,
             encoder_output_size=encoder.output_size(),
             llm_hidden_size=llm.hidden_size,
-            load_teacher=partial(cls.load_teacher, args),
+            load_teacher=partial(cls.load_teacher, args, dict(encoder=encoder, llm=llm)),
         )
         if getattr(args, "teacher_config", None) and all(getattr(h, "teacher", None) is None for h in aux_losses.values()):
             logging.info("--teacher_config %s: no loss of this config uses a teacher; not loaded", args.teacher_config)
@@ -279,16 +287,20 @@ class CSSTTask(AbsTask):
             config_file = os.path.join(os.path.dirname(model_file), "config.yaml")
         with open(config_file, encoding="utf-8") as f:
             args = argparse.Namespace(**yaml.safe_load(f))
-        model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
-        model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}))
-        if model_file is not None:
-            state = torch.load(model_file, map_location="cpu", weights_only=True)
-            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        state = None if model_file is None else torch.load(model_file, map_location="cpu", weights_only=True)
+        model = cls._trained_model(args, state)
         return model.to(device), args
 
     @classmethod
-    def load_teacher(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
-        """The frozen previous-phase model of ``--teacher_config`` / ``--teacher_model``."""
+    def load_teacher(
+        cls, args: argparse.Namespace, student: Optional[Dict[str, torch.nn.Module]] = None
+    ) -> ESPnetCSSTModel:
+        """The frozen previous-phase model of ``--teacher_config`` / ``--teacher_model``.
+
+        With ``student`` (the student's ``encoder`` and ``llm``, as ``build_model`` passes them) and a
+        teacher built on the same backbone (``same_backbone``), the teacher shares the student's frozen
+        weights (the same tensors: a 7B LLM is in memory once) and holds only what its own checkpoint
+        holds (projector, adapters, trained layers); otherwise it is built whole."""
         for option in ("teacher_config", "teacher_model"):
             path = getattr(args, option, None)
             if path is None:
@@ -298,7 +310,39 @@ class CSSTTask(AbsTask):
                 )
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"--{option} {path} does not exist (working directory {os.getcwd()})")
-        return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        if student is None:
+            return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        with open(args.teacher_config, encoding="utf-8") as f:
+            teacher_args = argparse.Namespace(**yaml.safe_load(f))
+        differs = same_backbone(args, teacher_args)
+        if differs:
+            logging.warning("distillation teacher %s: %s differs from the student's; the teacher is built "
+                            "whole, with its own copy of the backbone", args.teacher_config, differs)
+            return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        state = torch.load(args.teacher_model, map_location="cpu", weights_only=True)
+        backbone = {
+            part: copy_sharing_frozen(module, {k[len(part) + 1 :] for k in state if k.startswith(part + ".")})
+            for part, module in student.items()
+        }
+        model = cls._trained_model(teacher_args, state, backbone)
+        return model.eval().requires_grad_(False)
+
+    @classmethod
+    def _trained_model(
+        cls,
+        args: argparse.Namespace,
+        state: Optional[Dict[str, torch.Tensor]],
+        backbone: Optional[Dict[str, torch.nn.Module]] = None,
+    ) -> ESPnetCSSTModel:
+        """The model of a training run's ``args`` without its auxiliary losses and warm-up, with the
+        weights ``state`` loaded strictly (frozen pretrained weights excepted); see ``build_model_from_file``."""
+        model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
+        model = cls.build_model(
+            argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}), backbone=backbone
+        )
+        if state is not None:
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        return model
 
     @classmethod
     def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:
@@ -306,3 +350,20 @@ class CSSTTask(AbsTask):
         mode, no parameter requiring grad (see ``build_model_from_file``)."""
         model, _ = cls.build_model_from_file(config_file, model_file, "cpu")
         return model.eval().requires_grad_(False)
+
+
+# Options that may differ between a student and a teacher sharing its backbone: they change what
+# trains or how memory is spent, not the weights a frozen tensor holds.
+_BACKBONE_FREE = ("gradient_checkpointing", "freeze", "num_trainable_layers")
+
+
+def same_backbone(student: argparse.Namespace, teacher: argparse.Namespace) -> Optional[str]:
+    """None if the teacher's encoder, LLM (and frontend) are built as the student's, whatever trains;
+    else the first option that differs."""
+    for key in ("frontend", "frontend_conf", "input_size", "encoder", "encoder_conf", "llm", "llm_conf"):
+        a, b = getattr(student, key, None), getattr(teacher, key, None)
+        if key.endswith("_conf"):
+            a, b = ({k: v for k, v in (c or {}).items() if k not in _BACKBONE_FREE} for c in (a, b))
+        if a != b:
+            return key
+    return None
