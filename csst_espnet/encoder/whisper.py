@@ -15,9 +15,10 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 
 from csst_espnet.llm.hf_causal_lm import lora_config
+from csst_espnet.utils.base_model import RecordsBaseModel, identity
 
 
-class HFWhisperEncoder(AbsEncoder):
+class HFWhisperEncoder(RecordsBaseModel, AbsEncoder):
     """Args:
     input_size: frontend feature size; must equal the model's ``num_mel_bins``.
     model_name_or_path: pretrained Whisper (any size) to take the encoder from.
@@ -29,6 +30,8 @@ class HFWhisperEncoder(AbsEncoder):
     attention_window: if > 0, a frame attends only to frames at most this many positions away
         (20 ms each), so what it encodes depends on its neighbourhood, not on the whole utterance.
     """
+
+    base_kind = "speech encoder"
 
     def __init__(
         self,
@@ -49,7 +52,9 @@ class HFWhisperEncoder(AbsEncoder):
         if (model_name_or_path is None) == (config is None):
             raise ValueError("give exactly one of encoder_conf.model_name_or_path and encoder_conf.config")
         if model_name_or_path is not None:
-            encoder = WhisperModel.from_pretrained(model_name_or_path).get_encoder()
+            whisper = WhisperModel.from_pretrained(model_name_or_path)
+            self.base_identity = identity(model_name_or_path, whisper.config)
+            encoder = whisper.get_encoder()
         else:
             # the decoder's token ids are unused; WhisperConfig's defaults (50256...) would only make
             # transformers warn that they are outside a small config's vocabulary
