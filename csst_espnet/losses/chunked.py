@@ -13,7 +13,7 @@ from typing import Callable, List
 import torch
 from torch.utils.checkpoint import checkpoint
 
-DEFAULT_CHUNK = 256  # positions per chunk: 256 × 152k × 4 bytes = 156 MB of float32 logits
+DEFAULT_CHUNK = 128  # positions per chunk: 128 × 152k × 4 bytes = 78 MB of float32 logits
 
 
 def map_chunks(fn: Callable[..., torch.Tensor], chunk_size: int, *tensors: torch.Tensor) -> List[torch.Tensor]:

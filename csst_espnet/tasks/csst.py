@@ -236,11 +236,9 @@ class CSSTTask(AbsTask):
         normalize = None
         if args.normalize is not None:
             normalize = normalize_choices.get_class(args.normalize)(**args.normalize_conf)
-        if backbone is not None:
-            encoder, llm = backbone["encoder"], backbone["llm"]
-        else:
-            encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
-            llm = llm_choices.get_class(args.llm)(**args.llm_conf)
+        if backbone is None:
+            backbone = cls.build_backbone(args, input_size)
+        encoder, llm = backbone["encoder"], backbone["llm"]
         projector = projector_choices.get_class(args.projector)(
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
@@ -265,6 +263,14 @@ class CSSTTask(AbsTask):
             aux_losses=aux_losses,
             aux_loss_weights=aux_weights,
             **args.model_conf,
+        )
+
+    @classmethod
+    def build_backbone(cls, args: argparse.Namespace, input_size: int) -> Dict[str, torch.nn.Module]:
+        """The ``encoder`` (reading ``input_size`` features) and the ``llm`` of ``args``."""
+        return dict(
+            encoder=encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf),
+            llm=llm_choices.get_class(args.llm)(**args.llm_conf),
         )
 
     @classmethod
