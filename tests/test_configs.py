@@ -41,7 +41,7 @@ def _teacher_args(config: dict, tiny_llm: Path, tiny_whisper: Path, root: Path) 
 
 
 def test_configs_are_found():
-    assert any(p.name == "train_csst_whisper_qwen_moe.yaml" for p in CONFIGS)
+    assert any(p.parent.name == "whisper_large_v3_qwen2.5_7b" and p.name == "train_phase3.yaml" for p in CONFIGS)
 
 
 @pytest.mark.parametrize("config_file", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -166,7 +166,7 @@ def logits_bytes(model: torch.nn.Module, args: argparse.Namespace, shape: StepSh
     for spec in args.aux_losses or []:
         if spec["name"] == "src_ctc":
             chunk = (spec.get("conf") or {}).get("chunk_size", DEFAULT_CHUNK)
-            chunks.append(chunk * shape.batch * per_row)
+            chunks.append(max(chunk, shape.batch) * per_row)
     out["largest_chunk"] = max(chunks, default=0)
     return out
 

@@ -14,8 +14,8 @@ its speech embeddings can align to contributes 0 (``zero_infinity``) and is coun
 ``<prefix>_infeasible`` stat.
 
 Memory: CTC needs, of the logits over the vocabulary, only each position's normaliser and the
-log-probabilities of the utterance's own label tokens and of the blank. These are computed a chunk of
-positions at a time (``chunk_size``, ``losses/chunked.py``), the token table a block of the vocabulary
+log-probabilities of the utterance's own label tokens and of the blank. These are computed about
+``chunk_size`` (position, utterance) pairs at a time (``losses/chunked.py``), the token table a block of the vocabulary
 at a time, and CTC runs on that reduced (positions × labels + 1) tensor, with each label mapped to its
 first occurrence in the transcript so that repeated tokens stay repeated. The value and gradients
 equal those of CTC over the full vocabulary; float32 logits over the full vocabulary never exist for
@@ -117,4 +117,5 @@ class SourceCTCLoss(AbsAuxLoss):
                                    [None].expand(h.size(0), -1, -1))  # (c, B', S + 1)
             return picked - logits.logsumexp(-1, keepdim=True)
 
-        return torch.cat(map_chunks(chunk, self.chunk_size, embeds.transpose(0, 1)), dim=0)
+        steps = max(1, self.chunk_size // embeds.size(0))  # about chunk_size (position, utterance) rows a chunk
+        return torch.cat(map_chunks(chunk, steps, embeds.transpose(0, 1)), dim=0)
