@@ -29,6 +29,7 @@ from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
+from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
@@ -106,6 +107,23 @@ class CSSTTask(AbsTask):
         llm_choices,
     ]
     trainer = CSSTTrainer
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        """ESPnet's worker; with ``--use_deepspeed true`` ESPnet's DeepSpeed trainer runs instead of
+        ``CSSTTrainer`` (ESPnet accepts DeepSpeed only in place of its own ``Trainer``), so a config that
+        needs ``CSSTTrainer``'s calls (``deepspeed_problems``) is refused first."""
+        if not getattr(args, "use_deepspeed", False):
+            return super().main_worker(args)
+        problems = deepspeed_problems(args)
+        if problems:
+            raise ValueError("--use_deepspeed true: ESPnet's DeepSpeed trainer " + "; ".join(problems)
+                             + ". Train this phase with DDP (--use_deepspeed false)")
+        cls.trainer = Trainer
+        try:
+            return super().main_worker(args)
+        finally:
+            cls.trainer = CSSTTrainer
 
     @classmethod
     def get_parser(cls) -> ComposedConfigParser:
@@ -356,6 +374,20 @@ class CSSTTask(AbsTask):
         mode, no parameter requiring grad (see ``build_model_from_file``)."""
         model, _ = cls.build_model_from_file(config_file, model_file, "cpu")
         return model.eval().requires_grad_(False)
+
+
+def deepspeed_problems(args: argparse.Namespace) -> List[str]:
+    """What a config needs of ``CSSTTrainer`` that ESPnet's DeepSpeed trainer does not do: it never
+    tells the model the epoch (``set_epoch``: speech warm-up epochs) nor each optimiser update
+    (``on_update``: the transition's mixture λ ramp)."""
+    problems = []
+    if int((args.model_conf or {}).get("speech_warmup_epochs", 0) or 0) > 0:
+        problems.append("does not tell the model the epoch: model_conf.speech_warmup_epochs must be 0")
+    for spec in args.aux_losses or []:
+        if spec.get("name") == "transition" and (spec.get("conf") or {}).get("mode", "mixture") == "mixture":
+            problems.append("does not count optimiser updates: the transition's mixture λ would never rise "
+                            "(use mode: distill)")
+    return problems
 
 
 # Options that may differ between a student and a teacher sharing its backbone: they change what
