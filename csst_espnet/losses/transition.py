@@ -26,6 +26,9 @@ Distill mode (``mode: distill``; options ``gamma``, ``temperature``): KL(P) = KL
 p = softmax(logits / τ) over the vocabulary, averaged over the target tokens of P. The teacher is
 the frozen previous-phase model, which the task loads from ``--teacher_config`` / ``--teacher_model``
 (csst.sh passes phase 2's ``config.yaml`` and model file); it must share the student's tokenizer.
+Built on the same backbone, it shares the student's frozen encoder and LLM tensors and holds only
+its own trained weights (``CSSTTask.load_teacher``). The logits of both sides are computed from
+hidden states ``chunk_size`` target tokens at a time, each chunk checkpointed (``losses/chunked.py``).
 Stats: ``<prefix>_ce_cs``, ``<prefix>_kl``.
 
 Data parallelism: λ depends on the update count only, the same on every rank. CE(C), CE(P) and
@@ -38,7 +41,7 @@ data keep only the weight 1 - λ, which falls to 0, so what phase 2 learnt may d
 phase 3. Distill keeps the student's output distribution on previous-phase data close to the
 phase-2 model for the whole phase (γ sets how close) and learns from full teacher distributions
 rather than one reference, at the price of a teacher forward pass on the previous-phase part of
-every batch and a second model in memory.
+every batch and a copy of the trained weights (projector, adapters) in memory.
 """
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
