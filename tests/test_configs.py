@@ -41,7 +41,7 @@ def _teacher_args(config: dict, tiny_llm: Path, tiny_whisper: Path, root: Path) 
 
 
 def test_configs_are_found():
-    assert any(p.name == "train_csst_whisper_qwen_moe.yaml" for p in CONFIGS)
+    assert any(p.parent.name == "whisper_large_v3_qwen2.5_7b" and p.name == "train_phase3.yaml" for p in CONFIGS)
 
 
 @pytest.mark.parametrize("config_file", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -106,3 +106,17 @@ def test_command_line_wins_over_the_model_definition(tmp_path):
     phase.write_text("model_config: model.yaml\nbogus_option: 1\n")
     with pytest.raises(SystemExit):
         CSSTTask.get_parser().parse_args(["--config", str(phase)])
+
+
+def test_deepspeed_refuses_what_only_the_csst_trainer_does():
+    """ESPnet's DeepSpeed trainer replaces CSSTTrainer: a config needing its epoch or update calls is refused
+    before anything is built; the reference 7B phase configs need neither."""
+    from csst_espnet.tasks.csst import deepspeed_problems
+
+    ref = ROOT / "egs2/TEMPLATE/csst1/conf/whisper_large_v3_qwen2.5_7b"
+    for phase in (1, 2, 3):
+        assert deepspeed_problems(CSSTTask.get_parser().parse_args(["--config", str(ref / f"train_phase{phase}.yaml")])) == []
+    args = CSSTTask.get_parser().parse_args(["--config", str(ref / "train_phase3.yaml"), "--use_deepspeed", "true",
+                                             "--aux_losses", "[{name: transition, conf: {mode: mixture}}]"])
+    with pytest.raises(ValueError, match="--use_deepspeed true: .*mixture λ would never rise"):
+        CSSTTask.main_worker(args)

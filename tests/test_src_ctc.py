@@ -113,3 +113,29 @@ def test_preprocessor_tokenizes_src_text_without_eos(tiny_llm):
     assert out["text"].tolist() == out["src_text"].tolist() + [pre.template.tokenizer.eos_token_id]
     with pytest.raises(ValueError, match="utterance 'u2': empty src_text"):
         pre("u2", {"text": "hello", "src_text": "  "})
+
+
+def test_chunked_equals_full_vocabulary_ctc_in_value_and_gradients(monkeypatch):
+    """Chunks of 2 positions and vocabulary blocks of 3 rows give the full-vocabulary CTC (1e-5),
+    repeated tokens included, in the loss and in every gradient."""
+    import csst_espnet.losses.src_ctc as src_ctc
+
+    monkeypatch.setattr(src_ctc, "VOCAB_BLOCK", 3)
+    torch.manual_seed(1)
+    hook = SourceCTCLoss(projector=None, languages=("zh", "en"), llm_hidden_size=8, chunk_size=2).double()
+    table = torch.randn(7, 8, dtype=torch.float64)
+    embeds = torch.randn(3, 9, 8, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([[2, 2, 5, 2], [6, 0, -1, -1], [1, 3, 1, -1]])
+    label_lens, embed_lens = torch.tensor([4, 2, 3]), torch.tensor([9, 5, 7])
+    loss, _ = hook(_inputs(embeds, embed_lens, table, labels, label_lens))
+    grads = torch.autograd.grad(loss, [embeds, hook.blank, hook.log_scale])
+
+    full = torch.nn.functional.normalize(torch.cat([table, hook.blank[None]]), dim=-1)
+    cos = torch.nn.functional.normalize(embeds, dim=-1) @ full.T
+    log_probs = (hook.log_scale.exp() * cos).log_softmax(-1).transpose(0, 1)  # (T, B, V + 1), unchunked
+    ref = (torch.nn.functional.ctc_loss(log_probs, labels.clamp(min=0), embed_lens, label_lens, blank=7,
+                                        reduction="none") / label_lens).mean()
+    ref_grads = torch.autograd.grad(ref, [embeds, hook.blank, hook.log_scale])
+    assert torch.allclose(loss, ref, atol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        assert torch.allclose(got, want, atol=1e-5)

@@ -159,14 +159,39 @@ def test_teacher_is_outside_parameters_and_state_dict(tiny_llm, tiny_whisper, te
     student = _distill_student(tiny_llm, tiny_whisper, teacher_files)
     teacher = student.aux_losses["transition"].teacher
     assert teacher is not None and not teacher.training
-    student_params = {id(p) for p in student.parameters()}
-    assert not any(id(p) in student_params for p in teacher.parameters())
+    trainable = {id(p) for p in student.parameters() if p.requires_grad}
+    assert not any(id(p) in trainable for p in teacher.parameters())
     assert not any(p.requires_grad for p in teacher.parameters())
     plain = CSSTTask.build_model(tiny_model_args(tiny_llm, tiny_whisper))
     assert student.state_dict().keys() == plain.state_dict().keys()
     # device / dtype moves of the student reach the teacher
     student.double()
     assert {p.dtype for p in teacher.parameters()} == {torch.float64}
+
+
+def test_teacher_shares_the_students_frozen_backbone(tiny_llm, tiny_whisper, teacher_files):
+    """The teacher's frozen encoder and LLM weights are the student's (same storage); it owns only what
+    its checkpoint holds (projector, LoRA), and those are its own values, not the student's."""
+    student = _distill_student(tiny_llm, tiny_whisper, teacher_files)
+    teacher = student.aux_losses["transition"].teacher
+    saved = torch.load(teacher_files["teacher_model"], weights_only=True)
+    mine = dict(student.named_parameters())
+    shared = own = 0
+    for name, p in teacher.named_parameters():
+        if name in saved:
+            own += 1
+            assert p.data_ptr() != mine[name].data_ptr() and torch.equal(p, saved[name]), name
+        else:
+            shared += 1
+            assert name.startswith(("encoder.", "llm.")) and p.data_ptr() == mine[name].data_ptr(), name
+    frozen = [n for n, p in student.named_parameters() if not p.requires_grad and n.startswith(("encoder.", "llm."))]
+    assert shared == len(frozen) > 0 and own > 0
+    # what the teacher computes is what the separately built previous-phase model computes
+    whole = CSSTTask.build_frozen_model(teacher_files["teacher_config"], teacher_files["teacher_model"])
+    batch = _batch(student.llm.vocab_size, LANG)
+    inputs = {k: batch[k] for k in ("speech", "speech_lengths", "text", "prompt", "prompt_lengths")}
+    with torch.no_grad():
+        assert torch.allclose(teacher.target_logits(**inputs)[0], whole.target_logits(**inputs)[0], atol=1e-5)
 
 
 def test_training_step_leaves_teacher_unchanged(tiny_llm, tiny_whisper, teacher_files):
@@ -190,7 +215,7 @@ def test_no_teacher_pass_without_previous_phase_utterances(tiny_llm, tiny_whispe
     def fail(**kwargs):
         raise AssertionError("teacher ran on a batch without previous-phase utterances")
 
-    monkeypatch.setattr(student.aux_losses["transition"].teacher, "target_logits", fail)
+    monkeypatch.setattr(student.aux_losses["transition"].teacher, "target_hidden", fail)
     loss, stats, _ = student(**_batch(student.llm.vocab_size, ["cs", "cs"]))
     assert stats["transition_kl"].item() == 0.0
     assert loss.item() == pytest.approx(stats["transition_ce_cs"].item())
@@ -348,3 +373,48 @@ def test_distill_with_plain_ce_counts_each_utterance_ce_once(tiny_llm, tiny_whis
     assert stats["transition_ce_cs"].item() == pytest.approx(ce_cs.item(), rel=1e-5)
     expected = ce_prev_tokens + 0.5 * (ce_cs + 0.3 * stats["transition_kl"])
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+class _FixedTeacher(torch.nn.Module):
+    """A teacher whose hidden states are given (B, L, H); ``row`` in the batch picks its utterances."""
+
+    def __init__(self, hidden, head):
+        super().__init__()
+        self.teacher_hidden, self.llm = hidden, head
+        head.vocab_size = head.out_features
+        head.head = head
+
+    def target_hidden(self, speech, speech_lengths, row):
+        return self.teacher_hidden[row], {}, {}
+
+
+def test_chunked_kl_equals_full_vocabulary_kl_in_value_and_gradients():
+    """KL over chunks of 3 target tokens = KL over the whole batch's logits (1e-5), loss and gradients."""
+    torch.manual_seed(0)
+    batch, length, width, vocab, tau = 4, 5, 6, 11, 2.0
+    student_head = torch.nn.Linear(width, vocab).double()
+    teacher = _FixedTeacher(torch.randn(batch, length, width, dtype=torch.float64),
+                            torch.nn.Linear(width, vocab).double())
+    hooks, _ = build_aux_losses([{"name": "transition", "conf": {"mode": "distill", "temperature": tau,
+                                                                 "chunk_size": 3}}],
+                                None, LANGS, load_teacher=lambda: teacher)
+    hidden = torch.randn(batch, length, width, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(length) < torch.tensor([5, 2, 4, 3])[:, None]
+    lang = torch.tensor([0, 3, 1, 0])  # utterance 1 is code-switched: no KL there
+    inputs = AuxLossInputs(
+        projector_aux={}, lang=lang, languages=LANGS, ce_per_utt=torch.zeros(batch, dtype=torch.float64),
+        hidden=hidden, lm_head=student_head, target_mask=mask,
+        model_inputs=dict(speech=torch.zeros(batch, 3), speech_lengths=torch.full((batch,), 3),
+                          row=torch.arange(batch)))
+    loss, stats = hooks["transition"](inputs)
+    params = [hidden, student_head.weight, student_head.bias]
+    grads = torch.autograd.grad(loss, params)
+
+    rows = (lang != 3)[:, None] & mask
+    log_p_s = torch.log_softmax(student_head(hidden) / tau, -1)[rows]  # (N, V): every logit at once
+    log_p_t = torch.log_softmax(teacher.llm(teacher.teacher_hidden) / tau, -1)[rows]
+    ref = tau**2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+    assert torch.allclose(stats["transition_kl"], ref, atol=1e-5)
+    for got, want in zip(grads, torch.autograd.grad(ref, params)):
+        assert torch.allclose(got, want, atol=1e-5)
+    assert teacher.llm.weight.grad is None

@@ -14,10 +14,11 @@ import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 
-from csst_espnet.llm.hf_causal_lm import lora_config
+from csst_espnet.llm.hf_causal_lm import DTYPES, KeepFrozenDtype, lora_config
+from csst_espnet.utils.base_model import RecordsBaseModel, identity
 
 
-class HFWhisperEncoder(AbsEncoder):
+class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
     """Args:
     input_size: frontend feature size; must equal the model's ``num_mel_bins``.
     model_name_or_path: pretrained Whisper (any size) to take the encoder from.
@@ -28,7 +29,11 @@ class HFWhisperEncoder(AbsEncoder):
     num_trainable_layers: with ``freeze``, unfreeze the last N layers (PART's progressive unfreezing).
     attention_window: if > 0, a frame attends only to frames at most this many positions away
         (20 ms each), so what it encodes depends on its neighbourhood, not on the whole utterance.
+    dtype: storage dtype of the frozen weights (float32, bfloat16, float16); what trains (unfrozen
+        layers, LoRA) stays float32, and the output is float32.
     """
+
+    base_kind = "speech encoder"
 
     def __init__(
         self,
@@ -41,6 +46,7 @@ class HFWhisperEncoder(AbsEncoder):
         num_trainable_layers: int = 0,
         gradient_checkpointing: bool = False,
         attention_window: int = 0,
+        dtype: str = "float32",
     ):
         super().__init__()
         from transformers import WhisperConfig, WhisperModel
@@ -49,7 +55,9 @@ class HFWhisperEncoder(AbsEncoder):
         if (model_name_or_path is None) == (config is None):
             raise ValueError("give exactly one of encoder_conf.model_name_or_path and encoder_conf.config")
         if model_name_or_path is not None:
-            encoder = WhisperModel.from_pretrained(model_name_or_path).get_encoder()
+            whisper = WhisperModel.from_pretrained(model_name_or_path)
+            self.base_identity = identity(model_name_or_path, whisper.config)
+            encoder = whisper.get_encoder()
         else:
             # the decoder's token ids are unused; WhisperConfig's defaults (50256...) would only make
             # transformers warn that they are outside a small config's vocabulary
@@ -70,6 +78,11 @@ class HFWhisperEncoder(AbsEncoder):
             from peft import inject_adapter_in_model
 
             encoder = inject_adapter_in_model(lora_config(lora), encoder)
+        if dtype not in DTYPES:
+            raise ValueError(f"encoder_conf.dtype must be one of {list(DTYPES)}, got '{dtype}'")
+        self.storage_dtype = DTYPES[dtype]
+        for p in encoder.parameters():
+            p.data = p.data.to(torch.float32 if p.requires_grad else self.storage_dtype)
         self.encoder = encoder
         self.pad_to_30s = pad_to_30s
         if attention_window < 0:
@@ -112,11 +125,12 @@ class HFWhisperEncoder(AbsEncoder):
             pos = torch.arange(hidden.size(1), device=hidden.device)
             far = ((pos[:, None] - pos[None, :]).abs() > self.attention_window)[None, None]  # (1, 1, T', T')
             hidden_keys = far if hidden_keys is None else hidden_keys | far
-        mask = None
-        if hidden_keys is not None:
-            mask = torch.zeros(hidden_keys.shape, dtype=hidden.dtype, device=hidden.device)
-            mask = mask.masked_fill(hidden_keys, torch.finfo(hidden.dtype).min)
+        masks = {}  # per dtype: layers may differ (frozen ones in ``dtype``, trained ones in float32)
         for layer in enc.layers:
-            hidden = layer(hidden, mask)
-        hidden = enc.layer_norm(hidden)
-        return hidden[:, : int(olens.max())], olens, None
+            dtype = layer.fc1.weight.dtype
+            if hidden_keys is not None and dtype not in masks:
+                masks[dtype] = torch.zeros(hidden_keys.shape, dtype=dtype, device=hidden.device).masked_fill(
+                    hidden_keys, torch.finfo(dtype).min)
+            hidden = layer(hidden.to(dtype), masks.get(dtype))
+        hidden = enc.layer_norm(hidden.to(enc.layer_norm.weight.dtype))
+        return hidden[:, : int(olens.max())].float(), olens, None

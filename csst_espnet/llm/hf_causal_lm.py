@@ -10,6 +10,8 @@ from typing import Dict, Optional
 
 import torch
 
+from csst_espnet.utils.base_model import RecordsBaseModel, identity
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -52,12 +54,16 @@ class KeepFrozenDtype:
         return super()._apply(apply_keeping_dtype, recurse)
 
 
-class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
+class HFCausalLM(RecordsBaseModel, KeepFrozenDtype, torch.nn.Module):
     """Causal LM wrapper: token embedding and forward on embeddings (decoding runs
     :func:`csst_espnet.inference.generate.generate` on ``.model``).
 
     Args:
-        model_name_or_path: local directory or hub name of the pretrained LM.
+        model_name_or_path: local directory or hub name of the pretrained LM; its identity is recorded
+            in checkpoints and checked on loading (``utils/base_model.py``).
+        config: a Hugging Face config dict (with ``model_type``) to build the LM from, randomly
+            initialised, instead of a pretrained one (memory plans and the GPU check: exact shapes,
+            nothing downloaded); its weights are then saved in checkpoints.
         dtype: storage dtype of the (frozen) weights: float32, bfloat16 or float16.
         freeze: freeze all pretrained weights (LoRA adapters still train).
         lora: peft LoRA options (``r``, ``alpha``, ``dropout``, ``target_modules``); None = no LoRA.
@@ -65,9 +71,12 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         attn_implementation: ``sdpa``, ``eager`` or ``flash_attention_2``.
     """
 
+    base_kind = "LLM"
+
     def __init__(
         self,
-        model_name_or_path: str,
+        model_name_or_path: Optional[str] = None,
+        config: Optional[Dict] = None,
         dtype: str = "float32",
         freeze: bool = True,
         lora: Optional[Dict] = None,
@@ -76,18 +85,28 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         trust_remote_code: bool = False,
     ):
         super().__init__()
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         if dtype not in DTYPES:
             raise ValueError(f"llm dtype must be one of {list(DTYPES)}, got '{dtype}'")
+        if (model_name_or_path is None) == (config is None):
+            raise ValueError("give exactly one of llm_conf.model_name_or_path and llm_conf.config")
         self.model_name_or_path = model_name_or_path
         self.storage_dtype = DTYPES[dtype]
-        model = AutoModelForCausalLM.from_pretrained(
-            model_name_or_path,
-            dtype=self.storage_dtype,
-            attn_implementation=attn_implementation,
-            trust_remote_code=trust_remote_code,
-        )
+        if model_name_or_path is not None:
+            model = AutoModelForCausalLM.from_pretrained(
+                model_name_or_path,
+                dtype=self.storage_dtype,
+                attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code,
+            )
+            self.base_identity = identity(model_name_or_path, model.config)
+        else:
+            config = dict(config)
+            hf_config = AutoConfig.for_model(config.pop("model_type"), **config)
+            model = AutoModelForCausalLM.from_config(
+                hf_config, dtype=self.storage_dtype, attn_implementation=attn_implementation
+            )
         if freeze:
             model.requires_grad_(False)
         if gradient_checkpointing:
@@ -100,8 +119,8 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
             model = get_peft_model(model, lora_config(lora, task_type="CAUSAL_LM"))
         self.model = model
         self.has_lora = lora is not None
-        # Weights that come back from model_name_or_path need not be saved.
-        self.restores_frozen_from_pretrained = True
+        # Weights that come back from model_name_or_path need not be saved; random ones must.
+        self.restores_frozen_from_pretrained = model_name_or_path is not None
 
     @property
     def hidden_size(self) -> int:
@@ -125,6 +144,28 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         """Token ids (...,) -> embeddings (..., hidden_size)."""
         return self.model.get_input_embeddings()(ids)
 
+    def hidden(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Last hidden states (B, P, H) (after the final norm) at ``positions`` (P,) of inputs (B, T, H),
+        or at all T positions; ``head`` turns them into logits."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model.get_decoder()(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state
+        return hidden if positions is None else hidden[:, positions]
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., H) -> logits (..., V), in the weights' dtype."""
+        return self.model.get_output_embeddings()(hidden)
+
     def forward(
         self,
         inputs_embeds: torch.Tensor,
@@ -132,12 +173,4 @@ class HFCausalLM(KeepFrozenDtype, torch.nn.Module):
         logits_positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Logits (B, P, V) at ``logits_positions`` (P,) of inputs (B, T, H), or at all T positions."""
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            logits_to_keep=0 if logits_positions is None else logits_positions,
-            use_cache=False,
-        )
-        return out.logits
+        return self.head(self.hidden(inputs_embeds, attention_mask, logits_positions))

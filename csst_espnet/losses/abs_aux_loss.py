@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -17,7 +17,9 @@ class AuxLossInputs:
     languages: the task's language names; ``languages[lang[b]]`` is utterance b's label.
     task: (B,) task ids (indices into ``TASKS``), or None.
     ce_per_utt: (B,) mean target-token CE of each utterance.
-    logits: (B, L, V) float32 logits of the model at the positions predicting target tokens.
+    hidden: (B, L, H) the LLM's last hidden states at the positions predicting target tokens;
+        ``lm_head(hidden)`` gives their logits (B, L, V). A hook computes logits over the vocabulary a
+        chunk of positions at a time (``losses/chunked.py``), never for the whole batch at once.
     target_mask: (B, L) True at target tokens, False at padding.
     model_inputs: the keyword arguments of ``ESPnetCSSTModel.target_logits`` for this batch
         (speech, speech_lengths, text, prompt, prompt_lengths), so that a hook can run another
@@ -36,7 +38,8 @@ class AuxLossInputs:
     languages: Tuple[str, ...]
     task: Optional[torch.Tensor] = None
     ce_per_utt: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
+    hidden: Optional[torch.Tensor] = None
+    lm_head: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     target_mask: Optional[torch.Tensor] = None
     model_inputs: Dict[str, torch.Tensor] = field(default_factory=dict)
     encoder_out: Optional[torch.Tensor] = None
@@ -55,7 +58,7 @@ class AbsAuxLoss(torch.nn.Module, ABC):
 
     The model multiplies the loss by the hook's configured ``weight`` and adds
     it to CE; every stat is reported in ESPnet's stats under the hook's name.
-    A hook that reads the LLM's outputs (``logits``, ``ce_per_utt``, ``target_mask``,
+    A hook that reads the LLM's outputs (``hidden``, ``ce_per_utt``, ``target_mask``,
     ``model_inputs``) sets ``needs_llm_outputs = True``: it cannot train in the model's
     speech-side warm-up epochs, where the LLM is not run.
     """

@@ -26,6 +26,9 @@ Distill mode (``mode: distill``; options ``gamma``, ``temperature``): KL(P) = KL
 p = softmax(logits / τ) over the vocabulary, averaged over the target tokens of P. The teacher is
 the frozen previous-phase model, which the task loads from ``--teacher_config`` / ``--teacher_model``
 (csst.sh passes phase 2's ``config.yaml`` and model file); it must share the student's tokenizer.
+Built on the same backbone, it shares the student's frozen encoder and LLM tensors and holds only
+its own trained weights (``CSSTTask.load_teacher``). The logits of both sides are computed from
+hidden states ``chunk_size`` target tokens at a time, each chunk checkpointed (``losses/chunked.py``).
 Stats: ``<prefix>_ce_cs``, ``<prefix>_kl``.
 
 Data parallelism: λ depends on the update count only, the same on every rank. CE(C), CE(P) and
@@ -38,7 +41,7 @@ data keep only the weight 1 - λ, which falls to 0, so what phase 2 learnt may d
 phase 3. Distill keeps the student's output distribution on previous-phase data close to the
 phase-2 model for the whole phase (γ sets how close) and learns from full teacher distributions
 rather than one reference, at the price of a teacher forward pass on the previous-phase part of
-every batch and a second model in memory.
+every batch and a copy of the trained weights (projector, adapters) in memory.
 """
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -46,6 +49,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from csst_espnet.losses.abs_aux_loss import AbsAuxLoss, AuxLossInputs
+from csst_espnet.losses.chunked import DEFAULT_CHUNK, at_least_float32, map_chunks
 
 MODES = ("mixture", "distill")
 _MODE_OPTIONS = {
@@ -75,6 +79,7 @@ class TransitionLoss(AbsAuxLoss):
         gamma: Optional[float] = None,
         temperature: Optional[float] = None,
         cs_label: str = "cs",
+        chunk_size: int = DEFAULT_CHUNK,
         stat_prefix: str = "transition",
     ):
         super().__init__()
@@ -89,6 +94,7 @@ class TransitionLoss(AbsAuxLoss):
         self.mode = mode
         self.cs_index = list(languages).index(cs_label)
         self.prefix = stat_prefix
+        self.chunk_size = chunk_size
         # Outside the module tree (see the class docstring); None in mixture mode.
         object.__setattr__(self, "teacher", None)
         if mode == "mixture":
@@ -154,10 +160,12 @@ class TransitionLoss(AbsAuxLoss):
         return loss, stats
 
     def _kl(self, inputs: AuxLossInputs, rows: torch.Tensor) -> torch.Tensor:
-        """τ² · KL(teacher ‖ student), averaged over the target tokens of utterances ``rows`` (B,)."""
-        if inputs.logits is None or inputs.target_mask is None or not inputs.model_inputs:
-            raise ValueError("transition distill mode needs the model's logits, target_mask and model_inputs")
-        vocab = inputs.logits.size(-1)
+        """τ² · KL(teacher ‖ student), averaged over the target tokens of utterances ``rows`` (B,); logits
+        over the vocabulary a chunk of target tokens at a time (``losses/chunked.py``)."""
+        if inputs.hidden is None or inputs.lm_head is None or inputs.target_mask is None or not inputs.model_inputs:
+            raise ValueError("transition distill mode needs the model's hidden states, lm_head, target_mask and "
+                             "model_inputs")
+        vocab = inputs.lm_head(inputs.hidden[:1, :1].detach()).size(-1)  # one position's logits
         if self.teacher.llm.vocab_size != vocab:
             raise ValueError(
                 f"transition distill: the teacher's vocabulary has {self.teacher.llm.vocab_size} tokens, "
@@ -166,13 +174,17 @@ class TransitionLoss(AbsAuxLoss):
         batch = {k: v[rows] for k, v in inputs.model_inputs.items()}
         batch["speech"] = batch["speech"][:, : int(batch["speech_lengths"].max())]
         with torch.no_grad():
-            teacher_logits = self.teacher.target_logits(**batch)[0]  # (B', L, V)
+            teacher_hidden = self.teacher.target_hidden(**batch)[0]  # (B', L, H)
         # The N target tokens of those rows, in the same (row, position) order on both sides.
         mask = inputs.target_mask[rows]  # (B', L)
         tau = self.temperature
-        log_p_teacher = torch.log_softmax(teacher_logits[mask] / tau, dim=-1)  # (N, V)
-        student_logits = inputs.logits[inputs.target_mask & rows[:, None]]  # (N, V)
-        log_p_student = torch.log_softmax(student_logits / tau, dim=-1)
-        kl = torch.nn.functional.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="sum")
-        return tau**2 * kl / mask.sum().clamp(min=1)
 
+        def kl_sum(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:  # (n, H), (n, H) -> ()
+            s_logits, t_logits = at_least_float32(inputs.lm_head(student)), at_least_float32(self.teacher.llm.head(teacher))
+            return torch.nn.functional.kl_div(torch.log_softmax(s_logits / tau, dim=-1),
+                                              torch.log_softmax(t_logits / tau, dim=-1),
+                                              log_target=True, reduction="sum")
+
+        student = inputs.hidden[inputs.target_mask & rows[:, None]]  # (N, H)
+        kl = sum(map_chunks(kl_sum, self.chunk_size, student, teacher_hidden[mask]))
+        return tau**2 * kl / mask.sum().clamp(min=1)

@@ -158,7 +158,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
             mask[b, start:] = 1
         return out, mask
 
-    def target_logits(
+    def target_hidden(
         self,
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
@@ -166,8 +166,9 @@ class ESPnetCSSTModel(AbsESPnetModel):
         prompt: torch.Tensor,
         prompt_lengths: torch.Tensor,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-        """Float32 logits (B, L, V) at the positions that predict each token of ``text`` (B, L),
-        padded with ``ignore_id``; the projector's aux dict and the speech side (``speech_side``)."""
+        """The LLM's last hidden states (B, L, H) at the positions that predict each token of ``text``
+        (B, L), padded with ``ignore_id`` (``self.llm.head`` gives their logits); the projector's aux
+        dict and the speech side (``speech_side``)."""
         projector_aux, speech_out = self.speech_side(speech, speech_lengths)
         prefix, prefix_mask = self.prefix_embeddings(
             prompt, prompt_lengths, speech_out["embeds"], speech_out["embed_lengths"]
@@ -178,8 +179,19 @@ class ESPnetCSSTModel(AbsESPnetModel):
         mask = torch.cat([prefix_mask, target_mask.long()], dim=1)
         start = prefix.size(1)
         positions = torch.arange(start - 1, start + text.size(1) - 1, device=text.device)
-        logits = self.llm(inputs, mask, logits_positions=positions).float()  # (B, L, V)
-        return logits, projector_aux, speech_out
+        return self.llm.hidden(inputs, mask, positions), projector_aux, speech_out
+
+    def target_logits(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: torch.Tensor,
+        prompt: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """Float32 logits (B, L, V) of ``target_hidden``, the projector's aux dict and the speech side."""
+        hidden, projector_aux, speech_out = self.target_hidden(speech, speech_lengths, text, prompt, prompt_lengths)
+        return self.llm.head(hidden).float(), projector_aux, speech_out
 
     # ------------------------------------------------------------------ training
     def forward(
@@ -215,7 +227,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
             model_inputs = dict(
                 speech=speech, speech_lengths=speech_lengths, text=text, prompt=prompt, prompt_lengths=prompt_lengths
             )
-            logits, projector_aux, speech_out = self.target_logits(**model_inputs)  # logits (B, L, V)
+            hidden, projector_aux, speech_out = self.target_hidden(**model_inputs)  # (B, L, H)
+            logits = self.llm.head(hidden).float()  # (B, L, V)
 
             token_ce = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), text, ignore_index=self.ignore_id, reduction="none"
@@ -226,7 +239,8 @@ class ESPnetCSSTModel(AbsESPnetModel):
             stats = {"loss_ce": loss_ce.detach(), "acc": acc.detach(), "ppl": loss_ce.detach().exp()}
             llm_outputs = dict(
                 ce_per_utt=token_ce.sum(1) / target_mask.sum(1).clamp(min=1),
-                logits=logits,
+                hidden=hidden,
+                lm_head=self.llm.head,
                 target_mask=target_mask,
                 model_inputs=model_inputs,
             )

@@ -13,6 +13,7 @@ weights that trained. Without that, an encoder fine-tuned in phase 1 and frozen 
 silently fall back to its pretrained weights.
 """
 
+import copy
 from typing import Set
 
 import torch
@@ -61,3 +62,14 @@ def exclude_frozen_pretrained(model: torch.nn.Module) -> None:
     for module in model.modules():
         if getattr(module, "restores_frozen_from_pretrained", False):
             module.register_load_state_dict_pre_hook(note_loaded)
+
+
+def copy_sharing_frozen(module: torch.nn.Module, own: Set[str]) -> torch.nn.Module:
+    """A deep copy of ``module`` that shares (same tensors, same storage) its frozen parameters and its
+    non-persistent buffers, except those named in ``own``; everything else (what trains: adapters,
+    unfrozen layers, and the tensors in ``own``) is copied. A distillation teacher built this way holds
+    only its own trained weights beside the student's frozen backbone (``CSSTTask.load_teacher``)."""
+    persistent = set(module.state_dict(keep_vars=True))
+    shared = {id(p): p for n, p in module.named_parameters() if not p.requires_grad and n not in own}
+    shared.update({id(b): b for n, b in module.named_buffers() if n not in persistent and n not in own})
+    return copy.deepcopy(module, memo=dict(shared))

@@ -29,6 +29,7 @@ from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
+from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
@@ -39,6 +40,7 @@ from csst_espnet.llm import text_lm
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
 from csst_espnet.losses.registry import build_aux_losses
 from csst_espnet.models.espnet_model import ESPnetCSSTModel
+from csst_espnet.models.frozen_state import copy_sharing_frozen
 from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
@@ -106,6 +108,23 @@ class CSSTTask(AbsTask):
         llm_choices,
     ]
     trainer = CSSTTrainer
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        """ESPnet's worker; with ``--use_deepspeed true`` ESPnet's DeepSpeed trainer runs instead of
+        ``CSSTTrainer`` (ESPnet accepts DeepSpeed only in place of its own ``Trainer``), so a config that
+        needs ``CSSTTrainer``'s calls (``deepspeed_problems``) is refused first."""
+        if not getattr(args, "use_deepspeed", False):
+            return super().main_worker(args)
+        problems = deepspeed_problems(args)
+        if problems:
+            raise ValueError("--use_deepspeed true: ESPnet's DeepSpeed trainer " + "; ".join(problems)
+                             + ". Train this phase with DDP (--use_deepspeed false)")
+        cls.trainer = Trainer
+        try:
+            return super().main_worker(args)
+        finally:
+            cls.trainer = CSSTTrainer
 
     @classmethod
     def get_parser(cls) -> ComposedConfigParser:
@@ -247,7 +266,11 @@ class CSSTTask(AbsTask):
 
     @classmethod
     @typechecked
-    def build_model(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
+    def build_model(
+        cls, args: argparse.Namespace, backbone: Optional[Dict[str, torch.nn.Module]] = None
+    ) -> ESPnetCSSTModel:
+        """The model of ``args``; ``backbone``: an ``encoder`` and an ``llm`` already built for these
+        args, used instead of building (and loading) them (a teacher sharing the student's, ``load_teacher``)."""
         cls.check_tokenizer(args)
         cls.check_text_lm_prompts(args)
         if args.frontend is not None:
@@ -263,8 +286,9 @@ class CSSTTask(AbsTask):
         normalize = None
         if args.normalize is not None:
             normalize = normalize_choices.get_class(args.normalize)(**args.normalize_conf)
-        encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
-        llm = llm_choices.get_class(args.llm)(**args.llm_conf)
+        if backbone is None:
+            backbone = cls.build_backbone(args, input_size)
+        encoder, llm = backbone["encoder"], backbone["llm"]
         projector = projector_choices.get_class(args.projector)(
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
@@ -274,7 +298,7 @@ class CSSTTask(AbsTask):
             args.languages,
             encoder_output_size=encoder.output_size(),
             llm_hidden_size=llm.hidden_size,
-            load_teacher=partial(cls.load_teacher, args),
+            load_teacher=partial(cls.load_teacher, args, dict(encoder=encoder, llm=llm)),
         )
         if getattr(args, "teacher_config", None) and all(getattr(h, "teacher", None) is None for h in aux_losses.values()):
             logging.info("--teacher_config %s: no loss of this config uses a teacher; not loaded", args.teacher_config)
@@ -289,6 +313,14 @@ class CSSTTask(AbsTask):
             aux_losses=aux_losses,
             aux_loss_weights=aux_weights,
             **args.model_conf,
+        )
+
+    @classmethod
+    def build_backbone(cls, args: argparse.Namespace, input_size: int) -> Dict[str, torch.nn.Module]:
+        """The ``encoder`` (reading ``input_size`` features) and the ``llm`` of ``args``."""
+        return dict(
+            encoder=encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf),
+            llm=llm_choices.get_class(args.llm)(**args.llm_conf),
         )
 
     @classmethod
@@ -318,16 +350,20 @@ class CSSTTask(AbsTask):
     ) -> Tuple[ESPnetCSSTModel, argparse.Namespace]:
         """``build_model_from_file`` on a config already read (a dict of ``config.yaml``)."""
         args = argparse.Namespace(**config)
-        model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
-        model = cls.build_model(argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}))
-        if model_file is not None:
-            state = torch.load(model_file, map_location="cpu", weights_only=True)
-            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        state = None if model_file is None else torch.load(model_file, map_location="cpu", weights_only=True)
+        model = cls._trained_model(args, state)
         return model.to(device), args
 
     @classmethod
-    def load_teacher(cls, args: argparse.Namespace) -> ESPnetCSSTModel:
-        """The frozen previous-phase model of ``--teacher_config`` / ``--teacher_model``."""
+    def load_teacher(
+        cls, args: argparse.Namespace, student: Optional[Dict[str, torch.nn.Module]] = None
+    ) -> ESPnetCSSTModel:
+        """The frozen previous-phase model of ``--teacher_config`` / ``--teacher_model``.
+
+        With ``student`` (the student's ``encoder`` and ``llm``, as ``build_model`` passes them) and a
+        teacher built on the same backbone (``same_backbone``), the teacher shares the student's frozen
+        weights (the same tensors: a 7B LLM is in memory once) and holds only what its own checkpoint
+        holds (projector, adapters, trained layers); otherwise it is built whole."""
         for option in ("teacher_config", "teacher_model"):
             path = getattr(args, option, None)
             if path is None:
@@ -337,7 +373,39 @@ class CSSTTask(AbsTask):
                 )
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"--{option} {path} does not exist (working directory {os.getcwd()})")
-        return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        if student is None:
+            return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        with open(args.teacher_config, encoding="utf-8") as f:
+            teacher_args = argparse.Namespace(**yaml.safe_load(f))
+        differs = same_backbone(args, teacher_args)
+        if differs:
+            logging.warning("distillation teacher %s: %s differs from the student's; the teacher is built "
+                            "whole, with its own copy of the backbone", args.teacher_config, differs)
+            return cls.build_frozen_model(args.teacher_config, args.teacher_model)
+        state = torch.load(args.teacher_model, map_location="cpu", weights_only=True)
+        backbone = {
+            part: copy_sharing_frozen(module, {k[len(part) + 1 :] for k in state if k.startswith(part + ".")})
+            for part, module in student.items()
+        }
+        model = cls._trained_model(teacher_args, state, backbone)
+        return model.eval().requires_grad_(False)
+
+    @classmethod
+    def _trained_model(
+        cls,
+        args: argparse.Namespace,
+        state: Optional[Dict[str, torch.Tensor]],
+        backbone: Optional[Dict[str, torch.nn.Module]] = None,
+    ) -> ESPnetCSSTModel:
+        """The model of a training run's ``args`` without its auxiliary losses and warm-up, with the
+        weights ``state`` loaded strictly (frozen pretrained weights excepted); see ``build_model_from_file``."""
+        model_conf = {**(getattr(args, "model_conf", None) or {}), "speech_warmup_epochs": 0}
+        model = cls.build_model(
+            argparse.Namespace(**{**vars(args), "aux_losses": [], "model_conf": model_conf}), backbone=backbone
+        )
+        if state is not None:
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_losses.")})
+        return model
 
     @classmethod
     def build_frozen_model(cls, config_file: str, model_file: str) -> ESPnetCSSTModel:
@@ -345,3 +413,34 @@ class CSSTTask(AbsTask):
         mode, no parameter requiring grad (see ``build_model_from_file``)."""
         model, _ = cls.build_model_from_file(config_file, model_file, "cpu")
         return model.eval().requires_grad_(False)
+
+
+def deepspeed_problems(args: argparse.Namespace) -> List[str]:
+    """What a config needs of ``CSSTTrainer`` that ESPnet's DeepSpeed trainer does not do: it never
+    tells the model the epoch (``set_epoch``: speech warm-up epochs) nor each optimiser update
+    (``on_update``: the transition's mixture λ ramp)."""
+    problems = []
+    if int((args.model_conf or {}).get("speech_warmup_epochs", 0) or 0) > 0:
+        problems.append("does not tell the model the epoch: model_conf.speech_warmup_epochs must be 0")
+    for spec in args.aux_losses or []:
+        if spec.get("name") == "transition" and (spec.get("conf") or {}).get("mode", "mixture") == "mixture":
+            problems.append("does not count optimiser updates: the transition's mixture λ would never rise "
+                            "(use mode: distill)")
+    return problems
+
+
+# Options that may differ between a student and a teacher sharing its backbone: they change what
+# trains or how memory is spent, not the weights a frozen tensor holds.
+_BACKBONE_FREE = ("gradient_checkpointing", "freeze", "num_trainable_layers")
+
+
+def same_backbone(student: argparse.Namespace, teacher: argparse.Namespace) -> Optional[str]:
+    """None if the teacher's encoder, LLM (and frontend) are built as the student's, whatever trains;
+    else the first option that differs."""
+    for key in ("frontend", "frontend_conf", "input_size", "encoder", "encoder_conf", "llm", "llm_conf"):
+        a, b = getattr(student, key, None), getattr(teacher, key, None)
+        if key.endswith("_conf"):
+            a, b = ({k: v for k, v in (c or {}).items() if k not in _BACKBONE_FREE} for c in (a, b))
+        if a != b:
+            return key
+    return None
