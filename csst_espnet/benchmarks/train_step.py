@@ -186,12 +186,17 @@ class ComponentTimer:
             handle.remove()
 
 
+def _llm_parts(llm) -> List[torch.nn.Module]:
+    """What an LLM wrapper runs: its decoder stack and output layer (``hidden`` and ``head``)."""
+    return [llm.model.get_decoder(), llm.model.get_output_embeddings()]
+
+
 def _component_modules(model) -> Dict[str, List[torch.nn.Module]]:
     modules = {"frontend": [model.frontend], "encoder": [model.encoder], "projector": [model.projector],
-               "llm": [model.llm]}
+               "llm": _llm_parts(model.llm)}
     teachers = [hook.teacher for hook in model.aux_losses.values() if getattr(hook, "teacher", None) is not None]
-    if teachers:  # the teacher runs through target_logits, not its forward: time its parts
-        modules["teacher"] = [part for t in teachers for part in (t.frontend, t.encoder, t.projector, t.llm)]
+    if teachers:  # the teacher runs through target_hidden, not its forward: time its parts
+        modules["teacher"] = [part for t in teachers for part in (t.frontend, t.encoder, t.projector, *_llm_parts(t.llm))]
     return {name: [m for m in mods if m is not None] for name, mods in modules.items()}
 
 
