@@ -253,7 +253,7 @@ def test_language_pair_registry():
     assert (ZH_EN.source.code, ZH_EN.target.code) == ("zh", "en")
     assert SET_NAMES == ["train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "dev_unseen", "test_cs",
                          "test_mono", "test_cs_unseen", "test_mono_unseen"]
-    assert list(TINY)[:7] == SET_NAMES and TINY["train_asr_zh"] == 6
+    assert set(SET_NAMES) <= set(TINY) and TINY["train_asr_zh"] == 6
     r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.synth_corpus", "--pair", "ja-en"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "'zh-en'" in r.stderr
