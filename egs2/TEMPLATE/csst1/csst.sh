@@ -288,7 +288,9 @@ if run_stage 1; then
     stage_end 1
 fi
 
-if run_stage 2; then
+if run_stage 2 && [ -z "${speed_perturb_factors}${test_conditions}" ]; then
+    log "Stage 2: speed perturbation and test conditions are off (--speed_perturb_factors, --test_conditions)"
+elif run_stage 2; then
     stage_begin 2 "Speed perturbation and robustness test conditions"
     if [ -n "${speed_perturb_factors}" ]; then
         log "speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
