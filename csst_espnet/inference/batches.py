@@ -8,7 +8,7 @@ length-sorted batches under a budget of padded samples (``sorted_batches``, ``so
 docs/architecture.md.
 """
 
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from espnet2.train.dataset import ESPnetDataset
 from torch.utils.data import DataLoader
@@ -25,7 +25,7 @@ def data_loader(
     batch_size: int,
     key_file: Optional[str] = None,
     num_workers: int = 1,
-) -> Iterator[Tuple[list, dict]]:
+) -> Iterable[Tuple[list, dict]]:
     """``(keys, batch)`` pairs: utterance ids and the collated batch (``speech`` (B, S),
     ``speech_lengths`` (B,), and what the preprocessing adds).
 
@@ -42,23 +42,27 @@ def data_loader(
         allow_variable_data_keys=False,
         inference=True,
     )
-    return _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file)
+    return _NamingUnreadableAudio(loader, data_path_and_name_and_type, key_file)
 
 
-def _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file: Optional[str]
-                             ) -> Iterator[Tuple[list, dict]]:
-    """The batches of ``loader``; an error while loading one names the first utterance not yet
-    yielded whose audio cannot be read (and re-raises when every one can)."""
-    done: Set[str] = set()
-    try:
-        for keys, batch in loader:
-            done.update(keys)
-            yield keys, batch
-    except Exception as e:
-        bad = _first_unreadable_audio(data_path_and_name_and_type, key_file, done)
-        if bad is None:
-            raise
-        raise RuntimeError(f"cannot read the audio of utterance {bad[0]} ({bad[1]}): {bad[2]}") from e
+class _NamingUnreadableAudio:
+    """The batches of ``loader`` (iterable again, as the loader is); an error while loading one names
+    the first utterance not yet yielded whose audio cannot be read (and re-raises when every one can)."""
+
+    def __init__(self, loader, data_path_and_name_and_type, key_file: Optional[str]):
+        self.loader, self.data, self.key_file = loader, data_path_and_name_and_type, key_file
+
+    def __iter__(self) -> Iterator[Tuple[list, dict]]:
+        done: Set[str] = set()
+        try:
+            for keys, batch in self.loader:
+                done.update(keys)
+                yield keys, batch
+        except Exception as e:
+            bad = _first_unreadable_audio(self.data, self.key_file, done)
+            if bad is None:
+                raise
+            raise RuntimeError(f"cannot read the audio of utterance {bad[0]} ({bad[1]}): {bad[2]}") from e
 
 
 def _first_unreadable_audio(data_path_and_name_and_type, key_file: Optional[str],
@@ -133,9 +137,9 @@ def sorted_loader(
     batches: List[List[str]],
     num_workers: int = 1,
     key_file: Optional[str] = None,
-) -> Iterator[Tuple[list, dict]]:
+) -> Iterable[Tuple[list, dict]]:
     """``(keys, batch)`` pairs of the given batches of utterance ids, in that order (see
     :func:`sorted_batches`); unreadable audio is named as by :func:`data_loader`."""
     dataset = ESPnetDataset(data_path_and_name_and_type, preprocess=preprocess, float_dtype="float32")
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers)
-    return _naming_unreadable_audio(loader, data_path_and_name_and_type, key_file)
+    return _NamingUnreadableAudio(loader, data_path_and_name_and_type, key_file)
