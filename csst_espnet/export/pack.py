@@ -3,7 +3,6 @@ of its pretrained parts, with a ``meta.yaml`` (``csst_espnet.bin.pack_model``; s
 
 import copy
 import datetime
-import hashlib
 import os
 import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -11,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from csst_espnet.utils.config import PRETRAINED_KEYS
+from csst_espnet.utils.files import file_sha256
 from csst_espnet.utils.versions import package_versions
 
 
@@ -20,14 +20,6 @@ def _dir_size(path: str) -> int:
         for f in files:
             total += os.path.getsize(os.path.join(root, f))
     return total
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _arcname(path: str) -> Tuple[str, bool]:
@@ -89,7 +81,7 @@ def pack(exp_dir: str, model_file: str, out: str, llm_policy: str = "auto", max_
         "versions": package_versions(("csst-espnet", "espnet", "torch", "transformers", "peft")),
         "files": {"config": config_arc, "model_file": model_arc, "directories": [a for _, a in dirs],
                   "extra": [_arcname(p)[0] for p in extra]},
-        "model_sha256": _sha256(model_file),
+        "model_sha256": file_sha256(model_file),
         "references": references,
     }
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)

@@ -10,7 +10,6 @@ With a fingerprint (:func:`fingerprint`), a finished decoding leaves it in ``out
 (:func:`is_decoded`): a job array rerun after a failure redoes only the shards that did not finish.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from espnet2.fileio.datadir_writer import DatadirWriter
 from csst_espnet.inference.batches import sorted_batches, sorted_loader, speech_lengths
 from csst_espnet.inference.generate import GUARDS, Hypothesis
 from csst_espnet.inference.speech2text import Speech2Text
+from csst_espnet.utils.files import file_sha256
 
 
 def decode_utterances(
@@ -104,14 +104,6 @@ def is_decoded(output_dir: str, fingerprint: Dict) -> bool:
         return json.load(f) == json.loads(json.dumps(fingerprint))  # as JSON stores it (tuples -> lists)
 
 
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fingerprint(model_file: str, config_file: str, data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
                 key_file: Optional[str], options: Dict) -> Dict:
     """What a decoding's output depends on: the model file (path, size, time), the contents of the
@@ -119,8 +111,8 @@ def fingerprint(model_file: str, config_file: str, data_path_and_name_and_type: 
     st = os.stat(model_file)
     return {
         "model": [os.path.abspath(model_file), st.st_size, st.st_mtime_ns],
-        "config": _file_digest(config_file),
-        "data": [[name, kind, _file_digest(path)] for path, name, kind in data_path_and_name_and_type],
-        "keys": _file_digest(key_file) if key_file else None,
+        "config": file_sha256(config_file),
+        "data": [[name, kind, file_sha256(path)] for path, name, kind in data_path_and_name_and_type],
+        "keys": file_sha256(key_file) if key_file else None,
         "options": options,
     }

@@ -25,6 +25,8 @@ from typing import Dict, Optional
 
 import torch
 
+from csst_espnet.utils.files import update_digest
+
 KEY = "base_model_identity"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 
@@ -37,9 +39,7 @@ def weight_files_digest(directory: str) -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{os.path.basename(path)}\0{os.path.getsize(path)}\0".encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 23), b""):
-                digest.update(block)
+        update_digest(digest, path)
     return "sha256:" + digest.hexdigest()
 
 
