@@ -78,13 +78,13 @@ def train_data(tmp_path_factory, tiny_data):
     return data
 
 
-def _start(config, exp: Path, extra=()):
+def _start(config, exp: Path, extra=(), program=("-m", "csst_espnet.bin.csst_train")):
     exp.mkdir(parents=True, exist_ok=True)
     config_file = exp.parent / f"{exp.name}.yaml"
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.Popen([sys.executable, "-m", "csst_espnet.bin.csst_train", "--config", str(config_file),
+    return subprocess.Popen([sys.executable, *program, "--config", str(config_file),
                              "--output_dir", str(exp), "--ngpu", "0", "--resume", "true", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -95,15 +95,27 @@ def _finish(proc) -> str:
     return out
 
 
-def test_resume_after_sigkill_mid_epoch_equals_uninterrupted_run(tmp_path, tiny_llm, tiny_whisper, tiny_data,
-                                                                 train_data):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_llm, tiny_whisper, tiny_data, train_data):
+    """The training config of these tests and the log of its uninterrupted run."""
     config = tiny_config(tiny_llm, tiny_whisper, train_data, max_epoch=2, num_iters_per_epoch=4, batch_size=2,
                          valid_data_path_and_name_and_type=[[str(tiny_data / n), k, t] for n, k, t in (
                              ("wav.scp", "speech", "sound"), ("text", "text", "text"), ("utt2lang", "lang", "text"),
                              ("utt2task", "task", "text"))],
                          valid_shape_file=[str(tiny_data / "speech_shape")])
-    reference = _finish(_start(config, tmp_path / "reference"))
+    return config, _finish(_start(config, tmp_path_factory.mktemp("reference") / "exp"))
 
+
+def _same_final_validation(reference_log: str, resumed_log: str) -> None:
+    ref_valid, res_valid = epoch_stats(reference_log, "valid"), epoch_stats(resumed_log, "valid")
+    assert len(ref_valid) == 2 and len(res_valid) == 1  # epoch 1 is restored, epoch 2 runs again
+    # the same seed, one thread: equal up to float rounding
+    assert res_valid[-1]["loss"] == pytest.approx(ref_valid[-1]["loss"], abs=1e-5)
+    assert ref_valid[-1]["loss"] < ref_valid[0]["loss"]
+
+
+def test_resume_after_sigkill_mid_epoch_equals_uninterrupted_run(tmp_path, reference):
+    config, reference_log = reference
     exp = tmp_path / "killed"
     proc = _start(config, exp)
     while not (exp / "1epoch.pth").exists():  # killed in epoch 2, after the first checkpoint
@@ -115,17 +127,56 @@ def test_resume_after_sigkill_mid_epoch_equals_uninterrupted_run(tmp_path, tiny_
     proc.wait()
     resumed = _finish(_start(config, exp))
     assert "The training was resumed using" in resumed
-
-    ref_valid, res_valid = epoch_stats(reference, "valid"), epoch_stats(resumed, "valid")
-    assert len(ref_valid) == 2 and len(res_valid) == 1  # epoch 1 is restored, epoch 2 runs again
-    # the same seed, one thread: equal up to float rounding
-    assert res_valid[-1]["loss"] == pytest.approx(ref_valid[-1]["loss"], abs=1e-5)
-    assert ref_valid[-1]["loss"] < ref_valid[0]["loss"]
+    _same_final_validation(reference_log, resumed)
     # the NaN utterance: its batches are skipped, named and counted in the log
-    assert f"non-finite loss or gradient in the batch of utterances" in reference and NAN_UTT in reference
-    assert "updates skipped on a non-finite loss or gradient" in reference
+    assert f"non-finite loss or gradient in the batch of utterances" in reference_log and NAN_UTT in reference_log
+    assert "updates skipped on a non-finite loss or gradient" in reference_log
 
     # --nonfinite stop: the run stops at the NaN batch, naming it
     stopped = _start(config, tmp_path / "stopped", ["--nonfinite", "stop"])
     out, _ = stopped.communicate(timeout=600)
     assert stopped.returncode != 0 and "NonFiniteError" in out and NAN_UTT in out, out[-3000:]
+
+
+# csst_train whose second write of checkpoint.pth (after epoch 2) stops halfway: the test kills it there
+SLOW_SECOND_CHECKPOINT = r"""
+import sys, time
+from csst_espnet.train import checkpoint
+from csst_espnet.bin.csst_train import main
+
+real_save, calls = checkpoint._torch_save, []
+
+def save(obj, f, **kwargs):
+    real_save(obj, f, **kwargs)
+    if f.name.endswith("checkpoint.pth.tmp"):
+        calls.append(f.name)
+        if len(calls) == 2:
+            f.flush()
+            print("writing the second checkpoint", flush=True)
+            time.sleep(600)
+
+checkpoint._torch_save = save
+sys.argv[0] = "csst_train"
+main()
+"""
+
+
+def test_killed_while_csst_train_saves_resumes_from_the_previous_checkpoint(tmp_path, reference):
+    config, reference_log = reference
+    exp = tmp_path / "killed_saving"
+    proc = _start(config, exp, program=("-c", SLOW_SECOND_CHECKPOINT))
+    out = []
+    for line in proc.stdout:  # csst_train's log until it is halfway through the second checkpoint
+        out.append(line)
+        if line.strip() == "writing the second checkpoint":
+            break
+    assert proc.poll() is None, "".join(out)[-5000:]
+    assert (exp / "checkpoint.pth.tmp").exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with torch.serialization.safe_globals(checkpoint.REPORTER_GLOBALS):
+        state = torch.load(exp / "checkpoint.pth", weights_only=True, map_location="cpu")
+    assert state["reporter"]["epoch"] == 1  # the checkpoint of epoch 1, whole
+    resumed = _finish(_start(config, exp))
+    assert "The training was resumed using" in resumed
+    _same_final_validation(reference_log, resumed)

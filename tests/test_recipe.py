@@ -6,6 +6,7 @@ stage runs and writes well-formed outputs, not the quality (see egs2/mini_cs/st1
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,19 +32,50 @@ SETS = ("train_asr_zh_sp", "train_asr_en_sp", "train_st_zh_sp", "train_cs_sp", "
         "train_phase1", "train_phase2", "train_phase3", "train_cs_only")
 
 
+ID_PREFIX = "讲者ü-"  # stage 1's speaker and utterance ids are renamed with it: non-ASCII ids through every stage
+
+
+def prefix_ids(data_dir: Path, prefix: str) -> None:
+    """Rename every speaker and utterance id of a Kaldi data directory to ``prefix + id`` (order kept)."""
+    for f in data_dir.iterdir():
+        if not f.is_file():
+            continue
+        lines = f.read_text(encoding="utf-8").splitlines()
+        if f.name in ("spk2utt", "utt2spk"):  # ids only
+            lines = [" ".join(prefix + w for w in line.split()) for line in lines]
+        else:
+            lines = [prefix + line for line in lines]
+        f.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    """Copy egs2/{TEMPLATE,mini_cs} (links kept) and run the tiny recipe through stage 15."""
-    root = tmp_path_factory.mktemp("egs")
+    """Copy egs2/{TEMPLATE,mini_cs} (links kept) and run the tiny recipe through stage 15.
+
+    Under a path with spaces and non-ASCII characters, the audio (``MINI_CS`` of db.sh) and the
+    interpreter too, and with non-ASCII speaker and utterance ids (renamed after stage 1).
+    """
+    root = tmp_path_factory.mktemp("egs with spaces ü")
     for name in ("TEMPLATE", "mini_cs"):
         shutil.copytree(REPO / "egs2" / name, root / "egs2" / name, symlinks=True,
                         ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "db", "RESULTS.md"))
     st1 = root / "egs2" / "mini_cs" / "st1"
-    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "15"], cwd=st1, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"run.sh failed ({proc.returncode}):\n{proc.stderr[-8000:]}"
-    return st1, proc.stderr
+    python = root / "python ü" / "python"  # the interpreter's path has a space too
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    python.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(python), PYTHONWARNINGS="ignore", MINI_CS=str(root / "语料 corpus"))
+    logs = []
+    for stages in (["--stop_stage", "1"], ["--stage", "2", "--stop_stage", "15"]):
+        proc = subprocess.run(["./run.sh", "--preset", "tiny", *stages], cwd=st1, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"run.sh {stages} failed ({proc.returncode}):\n{proc.stderr[-8000:]}"
+        logs.append(proc.stderr)
+        if stages[-1] == "1":
+            for d in (st1 / "data").iterdir():
+                if (d / "wav.scp").exists():
+                    prefix_ids(d, ID_PREFIX)
+    return st1, "".join(logs)
 
 
 def test_every_stage_ran(recipe):
@@ -66,6 +98,9 @@ def test_data_dirs_are_valid(recipe, monkeypatch):
         assert not (d / "dropped.txt").exists()
     wav = kd.read_table(str(st1 / "dump" / "raw" / "train_cs_sp" / "wav.scp"))
     assert all(p.startswith("dump/raw/train_cs_sp/data/") for p in wav.values())
+    assert all(ID_PREFIX in u for u in wav)
+    source = kd.read_table(str(st1 / "data" / "test_cs" / "wav.scp"))
+    assert all("语料 corpus/wav/" in p for p in source.values())  # the audio path of stage 1 has spaces
     originals = {u for u in wav if not u.startswith("sp")}  # speed perturbation: each utterance 3 times
     assert originals and set(wav) == originals | {f"sp{f}-{u}" for f in ("0.9", "1.1") for u in originals}
     # condition copies: the same utterances (ids with the condition), "long": two joined into one

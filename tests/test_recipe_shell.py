@@ -155,6 +155,36 @@ def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
     assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("4\t")
 
 
+def test_stage4_warns_of_test_speakers_seen_in_training_and_checks_encoder_length(tmp_path):
+    recipe = make_recipe(tmp_path)
+    r = bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true")
+    assert r.returncode == 0, r.stderr
+    # the test set's speakers spk0 and spk1 also speak in train: warnings, the set stays valid
+    report = (recipe / "dump" / "raw" / "test" / "validate_report.txt").read_text()
+    assert "utt spk0-u8: warning: speaker_in_train" in report and "warnings: speaker_in_train=2" in report
+    assert "warnings for dump/raw/test: 2" in r.stderr
+    assert "speaker_in_train" not in (recipe / "dump" / "raw" / "dev" / "validate_report.txt").read_text()
+    # audio longer than the encoder takes (the test utterances are 0.4 s)
+    r = bash("./csst.sh", recipe, *STAGE4, "--max_encoder_dur", "0.3")
+    assert r.returncode == 1 and "exceeds_encoder" in r.stderr and "spk0-u8" in r.stderr
+
+
+def test_stage5_checks_target_lengths_with_the_tokenizer(tmp_path):
+    recipe = make_recipe(tmp_path)
+    assert bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true").returncode == 0
+    stage5 = [*STAGE4[2:], "--stage", "5", "--stop_stage", "5", "--nbpe", "60"]
+    r = bash("./csst.sh", recipe, *stage5, "--max_target_tokens", "3")
+    assert r.returncode == 1, r.stderr
+    assert "Stage 5: targets too long for the decoder" in r.stderr and "target_too_long" in r.stderr
+    report = (recipe / "dump" / "raw" / "target_length_report.txt").read_text()
+    assert "utt spk0-u0: target_too_long" in report and "dump/raw/train_phase1/text" in report
+    r = bash("./csst.sh", recipe, *stage5, "--max_target_tokens", "200")
+    assert r.returncode == 0, r.stderr
+    assert "Stage 5: target lengths in data/tokenizer tokens, at most 200" in r.stderr and "dropped" not in r.stderr
+    r = bash("./csst.sh", recipe, *stage5, "--token_type", "pretrained", "--max_target_tokens", "200")
+    assert r.returncode == 2 and "needs --target_tokenizer" in r.stderr
+
+
 def test_stage4_asr_valid_set_without_src_text_is_an_error(tmp_path):
     recipe = make_recipe(tmp_path)
     (recipe / "dump" / "raw" / "dev" / "src_text").unlink()

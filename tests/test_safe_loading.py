@@ -1,10 +1,14 @@
 """Safe loading: every torch.load of the package takes weights only; no Hugging Face model or tokenizer
 runs code of its own unless ``llm_conf.trust_remote_code: true``."""
 
+import argparse
 import ast
 import json
+import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import build_tokenizer
@@ -32,6 +36,39 @@ def test_every_torch_load_takes_weights_only():
     unsafe = [where for where, call in loads
               if not (isinstance(_keyword(call, "weights_only"), ast.Constant) and _keyword(call, "weights_only").value is True)]
     assert not unsafe, f"torch.load without weights_only=True: {unsafe}"
+
+
+class Payload:  # a crafted checkpoint: unpickling it runs code
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["PAYLOAD_MARK"]),))
+
+
+def test_espnet_loads_in_the_task_take_weights_only(tmp_path, monkeypatch):
+    """ESPnet's resume, init_param and averaging call torch.load(weights_only=False); inside
+    CSSTTask.main_worker every load takes weights only, so a crafted file is refused unrun."""
+    import torch
+    from espnet2.tasks.abs_task import AbsTask
+
+    from csst_espnet.tasks.csst import CSSTTask
+
+    mark = tmp_path / "payload_ran"
+    monkeypatch.setenv("PAYLOAD_MARK", str(mark))
+    crafted = tmp_path / "checkpoint.pth"
+    torch.save({"model": {"w": torch.zeros(2)}, "x": Payload()}, crafted)
+    good = tmp_path / "1epoch.pth"
+    torch.save({"w": torch.ones(2), "reporter": {"loss": np.float64(1.5)}}, good)
+    seen = {}
+
+    def espnet_worker(args):  # what ESPnet's worker does with the files it loads
+        seen["good"] = torch.load(good, map_location="cpu", weights_only=False)
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(crafted, map_location="cpu", weights_only=False)
+
+    monkeypatch.setattr(AbsTask, "main_worker", classmethod(lambda cls, args: espnet_worker(args)))
+    CSSTTask.main_worker(argparse.Namespace(use_deepspeed=False))
+    assert not mark.exists() and float(seen["good"]["reporter"]["loss"]) == 1.5
+    torch.load(crafted, weights_only=False)  # outside the task, the same file runs its code
+    assert mark.exists()
 
 
 def test_every_auto_class_load_says_whether_remote_code_runs():

@@ -158,3 +158,40 @@ def _batch(args, data_dir: Path):
         for u in sorted(wavs)
     ]
     return CSSTTask.build_collate_fn(args, train=True)(items)[1]
+
+
+def test_full_disk_while_writing_hypotheses_is_named_and_resumable(trained, tiny_data, tmp_path, monkeypatch):
+    """ENOSPC while writing 1best_recog: an error naming the output; no DONE, so the rerun decodes the
+    shard again, and then finishes."""
+    import errno
+
+    from espnet2.fileio.datadir_writer import DatadirWriter
+
+    from csst_espnet.inference import decode_dir as dd
+    from csst_espnet.inference.speech2text import Speech2Text
+    from csst_espnet.utils.files import DiskFullError
+
+    exp, _ = trained
+    data = [(f"{tiny_data}/wav.scp", "speech", "sound"), (f"{tiny_data}/utt2lang", "lang", "text"),
+            (f"{tiny_data}/utt2task", "task", "text")]
+    s2t = Speech2Text.from_exp_dir(exp, max_tokens_per_second=30)
+    out = tmp_path / "decode"
+    done = {"model": "tiny"}
+
+    real_setitem, lines = DatadirWriter.__setitem__, []
+
+    def fill_disk(writer, key, value):  # the disk fills up after three lines
+        lines.append(key)
+        if len(lines) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_setitem(writer, key, value)
+
+    monkeypatch.setattr(DatadirWriter, "__setitem__", fill_disk)
+    with pytest.raises(DiskFullError) as err:
+        dd.decode_dir(s2t, data, str(out), batch_size=6, fingerprint=done)
+    assert str(out / "1best_recog") in str(err.value) and "rerun the same command" in str(err.value)
+    assert not dd.is_decoded(str(out), done)
+    monkeypatch.undo()
+    hyps = dd.decode_dir(s2t, data, str(out), batch_size=6, fingerprint=done)
+    assert dd.is_decoded(str(out), done)
+    assert _table(out / "1best_recog" / "text") == {k: h.text for k, h in hyps.items()}

@@ -8,6 +8,8 @@ and with ``batch_bins`` at most that many padded samples), so that padding costs
 list the utterances in the order of the key file (default: the ``speech`` file) all the same.
 With a fingerprint (:func:`fingerprint`), a finished decoding leaves it in ``output_dir/DONE``
 (:func:`is_decoded`): a job array rerun after a failure redoes only the shards that did not finish.
+A full disk while writing is an error naming the output (``utils/files.py``: ``DiskFullError``), and
+leaves no ``DONE``, so the rerun decodes that shard again.
 """
 
 import json
@@ -22,7 +24,7 @@ from espnet2.fileio.datadir_writer import DatadirWriter
 from csst_espnet.inference.batches import sorted_batches, sorted_loader, speech_lengths
 from csst_espnet.inference.generate import GUARDS, Hypothesis
 from csst_espnet.inference.speech2text import Speech2Text
-from csst_espnet.utils.files import file_sha256
+from csst_espnet.utils.files import disk_full_named, file_sha256
 
 
 def decode_utterances(
@@ -81,11 +83,13 @@ def decode_dir(
     if os.path.exists(done_file):
         os.remove(done_file)
     hyps = decode_utterances(s2t, data_path_and_name_and_type, batch_size, batch_bins, key_file, num_workers)
-    write_hyps(hyps, output_dir)
-    if fingerprint is not None:
-        with open(done_file + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(fingerprint, f, indent=1, sort_keys=True)
-        os.replace(done_file + ".tmp", done_file)
+    with disk_full_named(os.path.join(output_dir, "1best_recog"), "rerun the same command: this output has no "
+                         f"{DONE} file and is decoded again; outputs with one (other shards) are kept"):
+        write_hyps(hyps, output_dir)
+        if fingerprint is not None:
+            with open(done_file + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(fingerprint, f, indent=1, sort_keys=True)
+            os.replace(done_file + ".tmp", done_file)
     counts = guard_counts(list(hyps.values()))
     logging.info("%d utterances decoded; ended by a runaway guard: %s", len(hyps),
                  ", ".join(f"{g} {n}" for g, n in counts.items()))

@@ -46,6 +46,7 @@ from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
 from csst_espnet.text.tokenizer import check_llm_tokenizer
+from csst_espnet.train.checkpoint import weights_only_loads
 from csst_espnet.train.trainer import CSSTTrainer
 from csst_espnet.utils.config import ComposedConfigParser
 
@@ -111,9 +112,15 @@ class CSSTTask(AbsTask):
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
-        """ESPnet's worker; with ``--use_deepspeed true`` ESPnet's DeepSpeed trainer runs instead of
+        """ESPnet's worker, every ``torch.load`` of it taking weights only (``train/checkpoint.py``);
+        with ``--use_deepspeed true`` ESPnet's DeepSpeed trainer runs instead of
         ``CSSTTrainer`` (ESPnet accepts DeepSpeed only in place of its own ``Trainer``), so a config that
         needs ``CSSTTrainer``'s calls (``deepspeed_problems``) is refused first."""
+        with weights_only_loads():  # ESPnet's resume, init_param and averaging load weights only
+            return cls._main_worker(args)
+
+    @classmethod
+    def _main_worker(cls, args: argparse.Namespace):
         if not getattr(args, "use_deepspeed", False):
             return super().main_worker(args)
         problems = deepspeed_problems(args)

@@ -5,16 +5,27 @@ ESPnet's trainer writes ``checkpoint.pth``, ``{N}epoch.pth`` and the averaged mo
 it to disk and renames it over ``path`` (``os.replace``: atomic on POSIX), so a reader sees either
 the previous file whole or the new one whole. :func:`atomic_saves` makes every ``torch.save`` to a
 path do that for the duration of a block: ``CSSTTrainer.run`` runs ESPnet's loop inside it.
+
+ESPnet reads ``checkpoint.pth`` (``--resume``), ``--init_param`` files and the epoch models it averages
+with ``torch.load(..., weights_only=False)``, which runs whatever code a crafted file holds.
+:func:`weights_only_loads` makes every ``torch.load`` of a block take weights only (tensors, containers,
+numbers and the numpy scalars of ESPnet's reporter): ``CSSTTask.main_worker`` runs ESPnet's worker in it.
 """
 
 import contextlib
+import datetime
 import errno
 import os
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 _torch_save = torch.save  # the real writer, whatever atomic_saves has installed
+_torch_load = torch.load  # the real reader, whatever weights_only_loads has installed
+# ESPnet's reporter keeps numpy scalars (numbers and their dtypes) and times in checkpoint.pth
+REPORTER_GLOBALS = [np._core.multiarray.scalar, np.dtype, datetime.timedelta, datetime.datetime,
+                    *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool"))]
 
 
 class CheckpointWriteError(OSError):
@@ -60,3 +71,20 @@ def atomic_saves() -> Iterator[None]:
         yield
     finally:
         torch.save = previous
+
+
+def _load_weights_only(f, *args, **kwargs) -> Any:
+    kwargs["weights_only"] = True
+    with torch.serialization.safe_globals(REPORTER_GLOBALS):
+        return _torch_load(f, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Within the block, every ``torch.load`` takes weights only, whatever its caller asked."""
+    previous = torch.load
+    torch.load = _load_weights_only
+    try:
+        yield
+    finally:
+        torch.load = previous

@@ -43,6 +43,9 @@ fs=16000              # sampling rate of the formatted audio
 min_wav_duration=0.1  # shorter utterances are invalid (seconds)
 max_wav_duration=30   # longer utterances are invalid (seconds)
 drop_invalid=false    # stage 4: drop invalid utterances (listed in dropped.txt) instead of stopping
+max_encoder_dur=      # stage 4: audio longer than the encoder takes is invalid (seconds; Whisper: 30; empty: no check)
+max_target_tokens=    # stage 5: a target text longer than this many tokens is invalid (empty: no check)
+target_tokenizer=     # the tokenizer counting them (default: the stage-5 tokenizer; needed with --token_type pretrained)
 lang_pair=zh-en       # source-target; the source is also the code-switch partner of the target
 languages=            # utt2lang labels allowed (default: source,target,cs)
 
@@ -123,6 +126,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --inference_num_threads N, --dumpdir DIR, --expdir DIR, --python PATH, --overwrite true|false,
   --local_data_opts "...", --speed_perturb_factors "0.9 1.0 1.1", --speed_perturb_sets "...",
   --fs HZ, --min_wav_duration S, --max_wav_duration S, --drop_invalid true|false,
+  --max_encoder_dur S, --max_target_tokens N, --target_tokenizer DIR|NAME,
   --lang_pair SRC-TGT, --languages "zh,en,cs",
   --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...", --tokenizer_args "...",
@@ -156,7 +160,8 @@ fi
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] && . ./cmd.sh
 python=${python:-${PYTHON:-python3}}
-train_cmd=${train_cmd:-"${python} -m csst_espnet.bin.launch"}
+launch_here() { "${python}" -m csst_espnet.bin.launch "$@"; }  # without a cmd.sh
+train_cmd=${train_cmd:-launch_here}
 cuda_cmd=${cuda_cmd:-"${train_cmd}"}
 decode_cmd=${decode_cmd:-"${train_cmd}"}
 
@@ -187,6 +192,9 @@ phase3_exp=${expdir}/${phase3_tag}
 cs_only_exp=${expdir}/${cs_only_tag}
 stats_dir=${expdir}/csst_stats
 oracle_dir=${expdir}/text_lm_oracle/gold_transcripts  # stage 13: the text LM on gold transcripts
+for _d in "${dumpdir}" "${expdir}"; do  # data and model paths are passed to ESPnet's comma-separated options
+    if [[ "${_d}" =~ [[:space:],] ]]; then log "--dumpdir/--expdir may not contain spaces or commas: '${_d}'"; exit 2; fi
+done
 data_feats=${dumpdir}/raw
 inference_tag=$(basename "${inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
 stage_times=${expdir}/stage_times.tsv
@@ -298,7 +306,7 @@ elif run_stage 2; then
             _ali=$(frame_alignments "data/${_s}"); [ -z "${_ali}" ] || _ali=", ${_ali} stretched to the new durations"
             log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav${_ali})"
             # shellcheck disable=SC2086
-            ${python} -m csst_espnet.bin.speed_perturb --nj "${nj}" --factors "${speed_perturb_factors// /,}" \
+            "${python}" -m csst_espnet.bin.speed_perturb --nj "${nj}" --factors "${speed_perturb_factors// /,}" \
                 "data/${_s}" "data/${_s}_sp"
             write_resume "data/${_s}_sp" 2
         done
@@ -309,7 +317,7 @@ elif run_stage 2; then
         [ -n "${test_conditions}" ] || break
         for _c in ${test_conditions}; do
             log "reads data/${_s}, writes data/${_s}_${_c} (condition ${_c}, audio in data/${_s}_${_c}/wav)"
-            ${python} -m csst_espnet.bin.condition_dir --seed "${condition_seed}" "data/${_s}" "data/${_s}_${_c}" "${_c}"
+            "${python}" -m csst_espnet.bin.condition_dir --seed "${condition_seed}" "data/${_s}" "data/${_s}_${_c}" "${_c}"
             write_resume "data/${_s}_${_c}" 2
         done
     done
@@ -332,7 +340,7 @@ if run_stage 3; then
         _dst=${data_feats}/$(sp_name "${_s}")
         _ali=$(frame_alignments "${_src}"); [ -z "${_ali}" ] || _ali=", ${_ali} carried"
         log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data${_ali})"
-        ${python} -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
+        "${python}" -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
         write_resume "${_dst}" 3
     done
     stage_end 3
@@ -342,6 +350,7 @@ if run_stage 4; then
     _checks="${min_wav_duration}-${max_wav_duration} s, non-empty text, labels in ${languages}, phone_ali/lang_ali frames"
     stage_begin 4 "Filtering and validation: ${_checks}"
     _failed=()
+    train_dumps=$(for _s in ${all_train_sets}; do echo "${data_feats}/$(sp_name "${_s}")"; done | paste -sd ,)
     for _s in ${all_sets}; do
         _dir=${data_feats}/$(sp_name "${_s}")
         _required=wav.scp,utt2spk,text,utt2lang,utt2task
@@ -349,13 +358,21 @@ if run_stage 4; then
         if [[ " $(asr_copy_sets) " == *" ${_s} "* ]]; then  # ASR copies (made below) need transcripts
             _required+=,src_text; _why=" (src_text is needed to make ${data_feats}/${_s}_asr)"
         fi
+        _opts=()
+        [ -z "${max_encoder_dur}" ] || _opts+=(--max_encoder_dur "${max_encoder_dur}")
+        if [[ " ${base_test_sets} ${condition_copies} ${extra_sets} " == *" ${_s} "* ]]; then
+            _opts+=(--train_dirs "${train_dumps}")  # a test speaker or sentence seen in training: a warning
+        fi
         log "validates ${_dir}${_why}, report in ${_dir}/validate_report.txt"
-        if ! ${python} -m csst_espnet.bin.data_dir validate "${_dir}" --min_dur "${min_wav_duration}" \
+        if ! "${python}" -m csst_espnet.bin.data_dir validate "${_dir}" --min_dur "${min_wav_duration}" \
                 --max_dur "${max_wav_duration}" --languages "${languages}" --fs "${fs}" --required "${_required}" \
-                --drop_invalid "${drop_invalid}" --report "${_dir}/validate_report.txt" >/dev/null; then
+                --drop_invalid "${drop_invalid}" --report "${_dir}/validate_report.txt" "${_opts[@]}" >/dev/null; then
             _failed+=("${_dir}")
-        elif [ -s "${_dir}/dropped.txt" ]; then
-            log "${_dir}: dropped $(wc -l < "${_dir}/dropped.txt") utterances (listed in ${_dir}/dropped.txt)"
+        else
+            [ ! -s "${_dir}/dropped.txt" ] || \
+                log "${_dir}: dropped $(wc -l < "${_dir}/dropped.txt") utterances (listed in ${_dir}/dropped.txt)"
+            ! grep -q "; warnings: " "${_dir}/validate_report.txt" || \
+                log "warnings for ${_dir}: $(grep -c " warning: " "${_dir}/validate_report.txt") (see ${_dir}/validate_report.txt)"
         fi
     done
     if [ ${#_failed[@]} -gt 0 ]; then
@@ -372,7 +389,7 @@ if run_stage 4; then
     fi
     for _s in $(asr_copy_sets); do
         log "reads ${data_feats}/${_s}, writes ${data_feats}/${_s}_asr (ASR: target = src_text)"
-        ${python} -m csst_espnet.bin.recipe_utils asr_dir "${data_feats}/${_s}" "${data_feats}/${_s}_asr"
+        "${python}" -m csst_espnet.bin.recipe_utils asr_dir "${data_feats}/${_s}" "${data_feats}/${_s}_asr"
     done
     for _p in 1 2 3; do
         _sets=phase${_p}_train_sets
@@ -380,13 +397,13 @@ if run_stage 4; then
         for _s in ${!_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
         _out=${data_feats}/$(phase_train_name "${_p}")
         log "phase ${_p} training data: combines ${_dirs[*]} into ${_out}"
-        ${python} -m csst_espnet.bin.data_dir combine "${_out}" "${_dirs[@]}" >/dev/null
+        "${python}" -m csst_espnet.bin.data_dir combine "${_out}" "${_dirs[@]}" >/dev/null
     done
     if "${cs_only_baseline}"; then
         _dirs=()
         for _s in ${cs_only_train_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
         log "CS-only baseline training data: combines ${_dirs[*]} into ${data_feats}/train_cs_only"
-        ${python} -m csst_espnet.bin.data_dir combine "${data_feats}/train_cs_only" "${_dirs[@]}" >/dev/null
+        "${python}" -m csst_espnet.bin.data_dir combine "${data_feats}/train_cs_only" "${_dirs[@]}" >/dev/null
     fi
     write_resume "${data_feats}" 4
     stage_end 4
@@ -406,10 +423,33 @@ if run_stage 5; then
         for _f in ${tokenizer_text}; do _opts+=(--text "${_f#*:}"); done
         for _f in ${tokenizer_pairs}; do _opts+=(--tsv "${_f}"); done
         log "reads ${_opts[*]}, writes ${tokenizer_dir}"
-        ${python} -m csst_espnet.bin.make_tokenizer --out_dir "${tokenizer_dir}" --vocab_size "${nbpe}" \
+        "${python}" -m csst_espnet.bin.make_tokenizer --out_dir "${tokenizer_dir}" --vocab_size "${nbpe}" \
             --target_language "${tgt_lang}" --languages "${languages}" "${_opts[@]}" ${tokenizer_args}
         write_resume "${tokenizer_dir}" 5
         stage_end 5
+    fi
+    if [ -n "${max_target_tokens}" ]; then
+        _tok=${target_tokenizer:-$([ "${token_type}" = pretrained ] || echo "${tokenizer_dir}")}
+        [ -n "${_tok}" ] || { log "--max_target_tokens with --token_type pretrained needs --target_tokenizer" \
+            "(the LLM's tokenizer: a directory or hub name)"; exit 2; }
+        log "Stage 5: target lengths in ${_tok} tokens, at most ${max_target_tokens}"
+        # every set, the ASR copies and the phases' combined training data (stage 4 made them from the sets)
+        _dirs=()
+        for _s in $(for _s in ${all_sets}; do sp_name "${_s}"; done; for _s in $(asr_copy_sets); do echo "${_s}_asr"; done
+                    for _p in 1 2 3; do phase_train_name "${_p}"; done; ! "${cs_only_baseline}" || echo train_cs_only); do
+            _dirs+=("${data_feats}/${_s}")
+        done
+        if ! "${python}" -m csst_espnet.bin.data_dir validate "${_dirs[@]}" --check_audio false --required text \
+                --languages any --tasks any --max_target_tokens "${max_target_tokens}" --tokenizer "${_tok}" \
+                --drop_invalid "${drop_invalid}" --report "${data_feats}/target_length_report.txt" >/dev/null; then
+            log "$(grep -v ' 0 invalid' "${data_feats}/target_length_report.txt")"
+            log "Stage 5: targets too long for the decoder (see the report above); shorten them, raise" \
+                "--max_target_tokens, or rerun stages 4-5 with --drop_invalid true"
+            exit 1
+        elif grep -q "target_too_long" "${data_feats}/target_length_report.txt"; then
+            log "Stage 5: dropped the utterances with too long targets (listed in <set>/dropped.txt):" \
+                "\n$(grep -v ' 0 invalid' "${data_feats}/target_length_report.txt" | grep -v 'target_too_long')"
+        fi
     fi
 fi
 
@@ -420,7 +460,7 @@ if run_stage 6; then
         for _s in ${all_train_sets}; do
             _d=${data_feats}/$(sp_name "${_s}")
             # transcripts of the monolingual (not cs) utterances per language, translation pairs of ST data
-            ${python} -m csst_espnet.bin.recipe_utils lm_text "${_d}" "${text_lm_dir}/data/${_s}" >/dev/null
+            "${python}" -m csst_espnet.bin.recipe_utils lm_text "${_d}" "${text_lm_dir}/data/${_s}" >/dev/null
             for _f in "${text_lm_dir}/data/${_s}"/mono.*.txt; do
                 [ -s "${_f}" ] || continue
                 _l=${_f##*/mono.}; _opts+=(--mono "${_l%.txt}:${_f}")
@@ -436,7 +476,7 @@ if run_stage 6; then
         mkdir -p "${text_lm_dir}"
         log "reads ${_tok} ${_opts[*]}, writes ${text_lm_dir} (log: ${text_lm_dir}/train.log)"
         # shellcheck disable=SC2086
-        ${train_cmd} "${text_lm_dir}/train.log" ${python} -m csst_espnet.bin.train_text_lm \
+        ${train_cmd} "${text_lm_dir}/train.log" "${python}" -m csst_espnet.bin.train_text_lm \
             --tokenizer "${_tok}" --out_dir "${text_lm_dir}" --config "${text_lm_config}" "${_opts[@]}" ${text_lm_args} \
             || { log "text LM training failed:\n$(tail -n 20 "${text_lm_dir}/train.log")"; exit 1; }
         grep -a "INFO" "${text_lm_dir}/train.log" | tail -n 1 >&2 || true
@@ -458,20 +498,20 @@ if run_stage 9; then
     mkdir -p "${stats_dir}"
     # one run over every utterance of any phase; shapes of each set are taken from it (speech shapes only:
     # data_args has no phone_ali, which the training phases add)
-    ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/train_data" "${_train_dirs[@]}"
-    ${python} -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/valid_data" "${_valid_dirs[@]}"
+    "${python}" -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/train_data" "${_train_dirs[@]}"
+    "${python}" -m csst_espnet.bin.recipe_utils union_dir "${stats_dir}/valid_data" "${_valid_dirs[@]}"
     _n=$(wc -l < "${stats_dir}/train_data/wav.scp")
     _nv=$(wc -l < "${stats_dir}/valid_data/wav.scp")
     _nj=$(min "${nj}" "${_n}" "${_nv}")
     _logdir=${stats_dir}/logdir
     mkdir -p "${_logdir}"
     for _m in train valid; do
-        ${python} -m csst_espnet.bin.recipe_utils split_keys "${stats_dir}/${_m}_data/wav.scp" "${_nj}" "${_logdir}/${_m}"
+        "${python}" -m csst_espnet.bin.recipe_utils split_keys "${stats_dir}/${_m}_data/wav.scp" "${_nj}" "${_logdir}/${_m}"
     done
     log "reads ${stats_dir}/{train,valid}_data (${_n} + ${_nv} utterances), ${_nj} jobs, logs ${_logdir}/stats.*.log"
     # shellcheck disable=SC2046,SC2086
     ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
-        ${python} -m csst_espnet.bin.csst_train --collect_stats true --ngpu 0 --config "${phase1_config}" \
+        "${python}" -m csst_espnet.bin.csst_train --collect_stats true --ngpu 0 --config "${phase1_config}" \
             --use_preprocessor true $(llm_args) \
             $(data_args train "${stats_dir}/train_data") $(data_args valid "${stats_dir}/valid_data") \
             --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
@@ -544,25 +584,26 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
         done
     done
     # shellcheck disable=SC2046,SC2086
-    local _cmd
-    _cmd=$(echo ${python} -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
+    local _cmd _cmd_line
+    _cmd=("${python}" -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
             --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
             $(data_args train "${_train}") $(data_args valid "${_valid}") ${_extra} \
             --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
             --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
             ${_opts} ${train_args} ${_args})
-    if [ -f "${_exp}/train.cmd" ] && [ "$(cat "${_exp}/train.cmd")" != "${_cmd}" ]; then
+    _cmd_line=$(printf '%q ' "${_cmd[@]}")
+    if [ -f "${_exp}/train.cmd" ] && [ "$(cat "${_exp}/train.cmd")" != "${_cmd_line}" ]; then
         log "${_name}: ${_exp} holds an unfinished run of another command (${_exp}/train.cmd);" \
             "rerun with --overwrite true to start it again"
         exit 1
     fi
     mkdir -p "${_exp}"
-    echo "${_cmd}" > "${_exp}/train.cmd"
+    echo "${_cmd_line}" > "${_exp}/train.cmd"
     write_resume "${_exp}" "${_stage}"
     [ -f "${_exp}/checkpoint.pth" ] && log "${_name}: resumes from ${_exp}/checkpoint.pth"
     log "${_name}: log in ${_exp}/train.log"
     # shellcheck disable=SC2086
-    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" ${_cmd} \
+    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" "${_cmd[@]}" \
         || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
     [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
     date '+%Y-%m-%dT%H:%M:%S' > "${_exp}/training.done"
@@ -602,7 +643,7 @@ decode_exps() {  # the experiment directories decoded and scored
 asr_sets_of() {  # asr_sets_of EXP: the ASR copies EXP decodes (none when it never trained on ASR)
     local _tasks
     [ -n "${asr_test_names}" ] || return 0
-    _tasks=$(${python} -m csst_espnet.bin.recipe_utils trained_tasks "$1/config.yaml") || exit 1
+    _tasks=$("${python}" -m csst_espnet.bin.recipe_utils trained_tasks "$1/config.yaml") || exit 1
     case " ${_tasks} " in
         *" asr "*) echo "${asr_test_names}" ;;
         *) log "$1 never trained on ASR (its training data: ${_tasks}): its ASR copies are not decoded" ;;
@@ -617,10 +658,10 @@ decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over t
     if "${overwrite}"; then rm -rf "${_logdir}"; fi
     mkdir -p "${_logdir}"
     _data=${_logdir}/data
-    ${python} -m csst_espnet.bin.recipe_utils union_dir "${_data}" "${_dirs[@]}" >/dev/null
+    "${python}" -m csst_espnet.bin.recipe_utils union_dir "${_data}" "${_dirs[@]}" >/dev/null
     _n=$(wc -l < "${_data}/wav.scp")
     _nj=$(min "${inference_nj}" "${_n}")
-    ${python} -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
+    "${python}" -m csst_espnet.bin.recipe_utils split_keys "${_data}/wav.scp" "${_nj}" "${_logdir}/keys"
     for _d in "${_logdir}"/output.*; do  # shards of an earlier run with more jobs
         if [ -d "${_d}" ] && [ "${_d##*.}" -gt "${_nj}" ]; then rm -rf "${_d}" "${_logdir}/keys.${_d##*.}.scp"; fi
     done
@@ -635,13 +676,13 @@ decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over t
         "${_nj} jobs, logs ${_logdir}/inference.*.log"
     # shellcheck disable=SC2086
     ${_cmd} --num_threads "${inference_num_threads}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
-        ${python} -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
+        "${python}" -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
             --st_train_config "${_exp}/config.yaml" --st_model_file "${_exp}/${inference_model}" \
             ${_data_opts} --key_file "${_logdir}/keys.JOB.scp" --output_dir "${_logdir}/output.JOB" \
             ${_conf_args} ${inference_args} \
         || { log "decoding failed:\n$(tail -n 20 "${_logdir}"/inference.*.log)"; exit 1; }
     for _s in "$@"; do
-        ${python} -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
+        "${python}" -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
             "${_exp}/${inference_tag}/${_s}" "${_logdir}"/output.*
         write_resume "${_exp}/${inference_tag}/${_s}" 13
     done
@@ -650,7 +691,7 @@ decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over t
 if run_stage 13; then
     stage_begin 13 "Decoding ${test_sets} ${asr_test_names}with $(decode_exps | tr '\n' ' ')"
     if "${gpu_inference}"; then _cmd="${cuda_cmd} --gpu 1"; _ngpu=1; else _cmd="${decode_cmd}"; _ngpu=0; fi
-    _conf_args=$(${python} -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
+    _conf_args=$("${python}" -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
     for _exp in $(decode_exps); do
         # the test sets and their ASR copies in one job array (utterance ids are unique over them: the
         # copies' ids end in -asr), split back after
@@ -665,7 +706,7 @@ if run_stage 13; then
         for _s in ${base_test_sets}; do _opts+=(--data_dir "${data_feats}/${_s}"); done
         log "text LM oracle: reads ${text_lm_dir} and src_text of ${base_test_sets}, writes ${oracle_dir}/<set>/text"
         mkdir -p "${oracle_dir}"
-        ${decode_cmd} "${oracle_dir}/oracle.log" ${python} -m csst_espnet.bin.text_lm_oracle \
+        ${decode_cmd} "${oracle_dir}/oracle.log" "${python}" -m csst_espnet.bin.text_lm_oracle \
             --model_dir "${text_lm_dir}" --out_dir "${oracle_dir}" "${_opts[@]}" \
             || { log "text LM oracle failed:\n$(tail -n 20 "${oracle_dir}/oracle.log")"; exit 1; }
         write_resume "${oracle_dir}" 13
@@ -687,9 +728,9 @@ if run_stage 14; then
         fi
         local _opts=(--hyp "${_dir}/text" --task st --tgt_lang "${tgt_lang}" --utt2lang "${_data}/utt2lang")
         log "reads ${_dir}/text and ${_refs[*]}, writes ${_dir}/score.{json,txt}"
-        ${python} -m csst_espnet.bin.score "${_opts[@]}" "${_refs[@]}" --out_json "${_dir}/score.json" \
+        "${python}" -m csst_espnet.bin.score "${_opts[@]}" "${_refs[@]}" --out_json "${_dir}/score.json" \
             > "${_dir}/score.txt"
-        ${python} -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
+        "${python}" -m csst_espnet.bin.score "${_opts[@]}" --ref "${_data}/text" --out_json "${_dir}/score_ref1.json" \
             > "${_dir}/score_ref1.txt"
         cat "${_dir}/score.txt" >&2
         _score_dirs+=("${_dir}")
@@ -705,24 +746,24 @@ if run_stage 14; then
             _dir=${_exp}/${inference_tag}/${_s}
             [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
             log "reads ${_dir}/text and ${_data}/text (transcripts), writes ${_dir}/score.{json,txt}"
-            ${python} -m csst_espnet.bin.score --hyp "${_dir}/text" --ref "${_data}/text" --task asr \
+            "${python}" -m csst_espnet.bin.score --hyp "${_dir}/text" --ref "${_data}/text" --task asr \
                 --utt2lang "${_data}/utt2lang" --out_json "${_dir}/score.json" > "${_dir}/score.txt"
             cat "${_dir}/score.txt" >&2
             _score_dirs+=("${_dir}")
         done
-        if "${routing_report}" && [ "$(${python} -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
+        if "${routing_report}" && [ "$("${python}" -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
             # one report over every test set: routing is shown per language label (zh, en, cs)
             _root=${_exp}/${inference_tag}
             log "routing report of ${_exp} on ${base_test_sets} -> ${_root}/routing"
-            ${python} -m csst_espnet.bin.recipe_utils union_dir "${_root}/routing/data" "${_test_dirs[@]}" >/dev/null
-            ${python} -m csst_espnet.bin.routing_report --config "${_exp}/config.yaml" \
+            "${python}" -m csst_espnet.bin.recipe_utils union_dir "${_root}/routing/data" "${_test_dirs[@]}" >/dev/null
+            "${python}" -m csst_espnet.bin.routing_report --config "${_exp}/config.yaml" \
                 --model_file "${_exp}/${inference_model}" --data_dir "${_root}/routing/data" \
                 --output_dir "${_root}/routing" ${routing_phones:+--phones "${routing_phones}"} \
                 > "${_root}/routing/routing.log" 2>&1 \
                 || { log "routing report failed:\n$(tail -n 20 "${_root}/routing/routing.log")"; exit 1; }
         fi
     done
-    ${python} -m csst_espnet.bin.make_results --expdir "${expdir}" --out_md "${results_md}" \
+    "${python}" -m csst_espnet.bin.make_results --expdir "${expdir}" --out_md "${results_md}" \
         --out_json "${expdir}/results.json" --command "${run_args}" --stage_times "${stage_times}" "${_score_dirs[@]}"
     log "results: ${results_md}, ${expdir}/results.json"
     stage_end 14
@@ -732,9 +773,9 @@ if run_stage 15; then
     stage_begin 15 "Packing and export"
     for _exp in $(decode_exps); do
         log "reads ${_exp}, writes ${_exp}/packed.zip and ${_exp}/hf_merged"
-        ${python} -m csst_espnet.bin.pack_model --exp_dir "${_exp}" --model_file "${_exp}/${inference_model}" \
+        "${python}" -m csst_espnet.bin.pack_model --exp_dir "${_exp}" --model_file "${_exp}/${inference_model}" \
             --out "${_exp}/packed.zip" $([ -f "${results_md}" ] && echo "--extra ${results_md}")
-        ${python} -m csst_espnet.bin.export_hf --config "${_exp}/config.yaml" \
+        "${python}" -m csst_espnet.bin.export_hf --config "${_exp}/config.yaml" \
             --model_file "${_exp}/${inference_model}" --out_dir "${_exp}/hf_merged"
         write_resume "${_exp}/hf_merged" 15
     done

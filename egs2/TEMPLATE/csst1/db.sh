@@ -1,9 +1,10 @@
-# Where the corpora of the recipes are (edit for your site). local/data.sh reads these.
-MINI_CS=downloads/mini_cs    # synthesised locally by egs2/mini_cs/st1/local/data.sh
-NTUML2021=       # local copy of ky552/ML2021_ASR_ST (parquet shards); empty: egs2/ntuml2021 downloads it by hub name
-FISHER=           # LDC2010S01 (Fisher Spanish speech: data/speech/*.sph)
-FISHER_TRANSCRIPTS=  # LDC2010T04 (Fisher Spanish transcripts: data/transcripts/*.tdf)
-FISHER_CALLHOME_TRANSLATIONS=  # github joshua-decoder/fisher-callhome-corpus after make (mapping/, corpus/ldc/)
-CALLHOME=
-CS_FLEURS=        # local copy of byan/cs-fleurs (read/test/metadata.jsonl, ...)
-FLEURS_EN=        # google/fleurs data/en_us (train.tsv, dev.tsv, test.tsv): the English references of CS-FLEURS
+# Where the corpora of the recipes are (edit for your site, or set them in the environment).
+# local/data.sh reads these.
+MINI_CS=${MINI_CS:-downloads/mini_cs}    # synthesised locally by egs2/mini_cs/st1/local/data.sh
+NTUML2021=${NTUML2021:-}       # local copy of ky552/ML2021_ASR_ST (parquet shards); empty: egs2/ntuml2021 downloads it by hub name
+FISHER=${FISHER:-}           # LDC2010S01 (Fisher Spanish speech: data/speech/*.sph)
+FISHER_TRANSCRIPTS=${FISHER_TRANSCRIPTS:-}  # LDC2010T04 (Fisher Spanish transcripts: data/transcripts/*.tdf)
+FISHER_CALLHOME_TRANSLATIONS=${FISHER_CALLHOME_TRANSLATIONS:-}  # github joshua-decoder/fisher-callhome-corpus after make (mapping/, corpus/ldc/)
+CALLHOME=${CALLHOME:-}
+CS_FLEURS=${CS_FLEURS:-}        # local copy of byan/cs-fleurs (read/test/metadata.jsonl, ...)
+FLEURS_EN=${FLEURS_EN:-}        # google/fleurs data/en_us (train.tsv, dev.tsv, test.tsv): the English references of CS-FLEURS

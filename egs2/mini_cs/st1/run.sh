@@ -31,7 +31,6 @@ case "${preset}" in
     *) echo "$0: --preset must be tiny or demo, got '${preset}'" >&2; exit 1 ;;
 esac
 
-. ./db.sh
 export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
 
 ./csst.sh \
@@ -39,7 +38,7 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --ngpu 0 \
     --nj 2 \
     --inference_nj 2 \
-    --local_data_opts "--preset ${preset} --nj 2 --wav_dir ${MINI_CS}/wav" \
+    --local_data_opts "--preset ${preset} --nj 2" \
     --train_sets "train_asr_zh train_asr_en train_st_zh train_cs" \
     --phase1_train_sets "train_asr_zh train_asr_en" \
     --phase1_valid_set dev_asr \

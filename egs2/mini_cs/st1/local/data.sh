@@ -15,11 +15,12 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
 
+. ./db.sh
 preset=demo   # tiny: a few utterances per set (CI); demo: ~2400 utterances, ~1.8 h
 seed=777
 nj=2
 out=data
-wav_dir=db/mini_cs/wav
+wav_dir=${MINI_CS}/wav   # db.sh (any path: spaces and non-ASCII are fine)
 
 usage="Usage: $0 [--preset tiny|demo] [--seed N] [--nj N] [--out DIR] [--wav_dir DIR]"
 while [ $# -gt 0 ]; do
@@ -46,12 +47,12 @@ python="${PYTHON:-python3}"
 
 log "synthesising mini_cs (preset=${preset}, seed=${seed}, nj=${nj}) into ${out}, audio in ${wav_dir}"
 start=$(date +%s)
-${python} -m csst_espnet.bin.synth_corpus --out "${out}" --seed "${seed}" --preset "${preset}" \
+"${python}" -m csst_espnet.bin.synth_corpus --out "${out}" --seed "${seed}" --preset "${preset}" \
     --nj "${nj}" --wav_dir "${wav_dir}"
 
 sets=()
 for x in train_asr_zh train_asr_en train_st_zh train_cs dev dev_unseen test_cs test_mono test_cs_unseen test_mono_unseen; do
     sets+=("${out}/${x}")
 done
-${python} -m csst_espnet.bin.data_dir validate "${sets[@]}" --languages zh,en,cs --fs 16000 >/dev/null
+"${python}" -m csst_espnet.bin.data_dir validate "${sets[@]}" --languages zh,en,cs --fs 16000 >/dev/null
 log "done in $(( $(date +%s) - start )) s; all sets valid"
