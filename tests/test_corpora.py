@@ -272,3 +272,93 @@ def test_cs_fleurs_errors_name_the_file(tmp_path):
         prepare(str(src), str(en), str(tmp_path / "data"), folders=["mms/test"])
     with pytest.raises(FileNotFoundError, match=f"CS-FLEURS: no directory {tmp_path}/nowhere"):
         prepare(str(tmp_path / "nowhere"), str(en), str(tmp_path / "data"))
+
+
+# ------------------------------------------------------------------------------------------ CoVoST 2
+def write_covost2(root: Path, missing_clip: bool = False):
+    """Common Voice 4 (fr: validated.tsv + clips/*.mp3, with a speaker in two clips), the CoVoST 2 release
+    TSV of fr (train, train_covost, dev, test), zh-CN as get_covost_splits.py writes it, and FLEURS data/
+    (en_us, fr_fr with audio/test)."""
+    cv, covost = root / "cv-corpus-4", root / "covost"
+    rows = {"fr": [("c1.mp3", 'Il a dit "bonjour".', "He said \"hello\".", "aa11", "train"),
+                   ("c2.mp3", "L'élève apprend.", "The pupil learns.", "aa11", "train_covost"),
+                   ("c3.mp3", "Le modèle est grand.", "The model is big.", "bb22", "dev"),
+                   ("c4.mp3", "Merci beaucoup.", "Thank you very much.", "cc33", "test")],
+            "zh-CN": [("z1.mp3", "这个模型很大。", "This model is big.", "dd44", "train"),
+                      ("z2.mp3", "谢谢。", "Thanks.", "ee55", "dev"), ("z3.mp3", "你好。", "Hello.", "ff66", "test")]}
+    for k, (locale, items) in enumerate(rows.items()):
+        (cv / locale / "clips").mkdir(parents=True)
+        for j, (clip, *_rest) in enumerate(items):
+            soundfile.write(cv / locale / "clips" / clip, synth_utterance(60 + 10 * k + j, 0.6, 48000), 48000,
+                            format="MP3")
+        validated = [("client_id", "path", "sentence", "up_votes", "down_votes")] + [
+            (f"{spk}{'0' * 40}", clip, sentence, "2", "0") for clip, sentence, _, spk, _ in items
+            if not (missing_clip and clip == "c3.mp3")]
+        (cv / locale / "validated.tsv").write_text("".join("\t".join(r) + "\n" for r in validated), encoding="utf-8")
+    covost.mkdir()
+    (covost / "covost_v2.fr_en.tsv").write_text("path\tsentence\ttranslation\tsplit\n" + "".join(
+        f"{clip}\t{sentence}\t{translation}\t{split}\n" for clip, sentence, translation, _, split in rows["fr"]),
+        encoding="utf-8")
+    for split in ("train", "dev", "test"):
+        (covost / f"covost_v2.zh-CN_en.{split}.tsv").write_text("path\tsentence\ttranslation\tclient_id\n" + "".join(
+            f"{clip}\t{sentence}\t{translation}\t{spk}{'0' * 40}\n" for clip, sentence, translation, spk, s in rows["zh-CN"]
+            if s == split), encoding="utf-8")
+    fleurs = root / "fleurs" / "data"
+    (fleurs / "en_us").mkdir(parents=True)
+    (fleurs / "en_us" / "test.tsv").write_text("7\t7.wav\tGood morning.\tgood morning\tg o\t8000\tMALE\n")
+    (fleurs / "fr_fr" / "audio" / "test").mkdir(parents=True)
+    soundfile.write(fleurs / "fr_fr" / "audio" / "test" / "f7.wav", synth_utterance(90, 0.5), 16000)
+    (fleurs / "fr_fr" / "test.tsv").write_text("7\tf7.wav\tBonjour.\tbonjour\tb o\t8000\tFEMALE\n")
+    (fleurs / "cmn_hans_cn" / "audio" / "test").mkdir(parents=True)
+    soundfile.write(fleurs / "cmn_hans_cn" / "audio" / "test" / "z7.wav", synth_utterance(91, 0.5), 16000)
+    (fleurs / "cmn_hans_cn" / "test.tsv").write_text("7\tz7.wav\t早上好。\t早上好\tz a o\t8000\tMALE\n")
+    return cv, covost, fleurs
+
+
+def test_covost2_stage1_writes_the_x_en_sets_asr_copies_and_fleurs(tmp_path):
+    cv, covost, fleurs = write_covost2(tmp_path / "raw")
+    recipe = copy_recipe(tmp_path, "covost2")
+    r = subprocess.run(["bash", "local/data.sh", "--locales", "fr,zh-CN"], cwd=recipe, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHON=sys.executable, COMMON_VOICE=str(cv), COVOST2=str(covost),
+                                FLEURS=str(fleurs), PYTHONWARNINGS="ignore"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = recipe / "data"
+    spk = "fr" + ("aa11" + "0" * 40)[:16]  # the language and the first 16 characters of client_id
+    assert lines(data / "train_fr" / "text") == [f'{spk}-c1 He said "hello".', f"{spk}-c2 The pupil learns."]
+    assert lines(data / "train_fr" / "src_text") == [f'{spk}-c1 Il a dit "bonjour".', f"{spk}-c2 L'élève apprend."]
+    assert lines(data / "train_fr" / "utt2spk") == [f"{spk}-c1 {spk}", f"{spk}-c2 {spk}"]
+    assert lines(data / "dev_fr" / "text") == ["frbb22" + "0" * 12 + "-c3 The model is big."]
+    assert lines(data / "test_zh" / "src_text") == ["zhff66" + "0" * 12 + "-z3 你好。"]
+    assert set(kd.read_table(str(data / "train_zh" / "utt2lang")).values()) == {"zh"}
+    assert lines(data / "fleurs_test_fr" / "text") == ["fleurs7-f7 Good morning."]
+    assert lines(data / "fleurs_test_fr" / "src_text") == ["fleurs7-f7 Bonjour."]
+    assert lines(data / "fleurs_test_zh" / "text") == ["fleurs7-z7 Good morning."]
+    asr = kd.DataDir.read(str(data / "train_asr"))
+    assert sorted(asr.utt["text"].values()) == sorted(["Il a dit \"bonjour\".", "L'élève apprend.", "这个模型很大。"])
+    assert set(asr.utt["utt2task"].values()) == {"asr"}
+    for name in ("train_fr", "dev_fr", "test_fr", "train_zh", "dev_zh", "test_zh", "fleurs_test_fr", "fleurs_test_zh",
+                 "train_asr"):
+        res = kd.validate(str(data / name), languages=("fr", "zh", "en"), progress=False)
+        assert res.ok, res.report()
+
+
+def test_covost2_errors_name_the_line(tmp_path, caplog):
+    from csst_espnet.corpora.covost2 import prepare
+    from csst_espnet.data.manifest import ManifestError
+
+    cv, covost, fleurs = write_covost2(tmp_path / "raw", missing_clip=True)
+    out = str(tmp_path / "data")
+    with pytest.raises(ManifestError, match=f"{covost}/covost_v2.fr_en.tsv:4: clip not in {cv}/fr/validated.tsv"):
+        prepare(str(cv), str(covost), out, locales=["fr"])
+    prepare(str(cv), str(covost), out, locales=["fr"], splits=["train", "test"], allow_missing=True)
+    assert "1 lines whose clip is not in this Common Voice copy left out" in caplog.text
+    (cv / "fr" / "clips" / "c4.mp3").unlink()
+    with pytest.raises(ManifestError, match="CoVoST 2: no utterances for dev_fr"):  # its one clip is missing
+        prepare(str(cv), str(covost), out, locales=["fr"], allow_missing=True)
+    with pytest.raises(ManifestError, match=f"{covost}/covost_v2.fr_en.tsv:5: cannot read audio"):
+        prepare(str(cv), str(covost), out, locales=["fr"], splits=["test"], allow_missing=True)
+    (covost / "covost_v2.fr_en.tsv").write_text("path\tsentence\ttranslation\nc1.mp3\tIl\tHe\n")
+    with pytest.raises(ManifestError, match=r"covost_v2.fr_en.tsv:1: the header has no column split"):
+        prepare(str(cv), str(covost), out, locales=["fr"])
+    with pytest.raises(ValueError, match="xx is not a X->en source locale"):
+        prepare(str(cv), str(covost), out, locales=["xx"])

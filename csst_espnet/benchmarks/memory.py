@@ -22,6 +22,8 @@ from csst_espnet.data import kaldi_dir as kd
 from csst_espnet.data.audio import audio_info
 
 DATA_FILES = ("wav.scp", "text", "utt2lang", "utt2task")
+AUX_COLUMNS = {"phone_ali": "text_int", "lang_ali": "text", "src_text": "text"}  # column -> ESPnet loader type
+NOT_OPTIONS = ("config", "distributed", "required", "version")  # keys ESPnet writes to exp/*/config.yaml
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -66,8 +68,10 @@ class RssSampler:
 
 def make_data(src: str, out: str, n: int) -> str:
     """A data directory of ``n`` utterances: those of ``src`` (``wav.scp``, ``text``, ``utt2lang``,
-    ``utt2task``) repeated with ids ``r<k>-<utt>``, and their ``speech_shape`` (samples)."""
-    tables = {name: kd.read_table(os.path.join(src, name)) for name in DATA_FILES}
+    ``utt2task``, and the auxiliary losses' columns it has) repeated with ids ``r<k>-<utt>``, and their
+    ``speech_shape`` (samples)."""
+    names = [*DATA_FILES, *(c for c in AUX_COLUMNS if os.path.isfile(os.path.join(src, c)))]
+    tables = {name: kd.read_table(os.path.join(src, name)) for name in names}
     ids = list(tables["wav.scp"])
     if not ids:
         raise ValueError(f"{src}: no utterances")
@@ -83,6 +87,8 @@ def make_data(src: str, out: str, n: int) -> str:
 
 def _data_args(mode: str, data: str) -> List[str]:
     names = {"wav.scp": "speech,sound", "text": "text,text", "utt2lang": "lang,text", "utt2task": "task,text"}
+    if mode:  # training: the auxiliary losses' columns too
+        names.update((c, f"{c},{kind}") for c, kind in AUX_COLUMNS.items() if os.path.isfile(os.path.join(data, c)))
     flag = f"--{mode}_data_path_and_name_and_type" if mode else "--data_path_and_name_and_type"
     return [a for name, kind in names.items() if mode or name != "text"
             for a in (flag, f"{os.path.join(data, name)},{kind}")]
@@ -114,6 +120,8 @@ def train_memory(config: str, data: str, valid: str, work_dir: str, steps: int, 
     for mode, d in ("train", data), ("valid", valid):  # the data of this benchmark replace the config's
         conf[f"{mode}_data_path_and_name_and_type"] = [a.split(",") for a in _data_args(mode, d)[1::2]]
         conf[f"{mode}_shape_file"] = [os.path.join(d, "speech_shape")]
+    for key in NOT_OPTIONS:  # so that an experiment's config.yaml serves as the benchmark's config
+        conf.pop(key, None)
     conf.update(max_epoch=epochs, num_iters_per_epoch=steps // epochs, use_matplotlib=False, use_tensorboard=False)
     bench_config = os.path.join(work_dir, "train.yaml")
     with open(bench_config, "w", encoding="utf-8") as f:

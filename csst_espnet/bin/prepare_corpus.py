@@ -7,9 +7,12 @@
         --translations fisher-callhome-corpus --out data --audio_dir downloads/fisher_cs/audio
     python -m csst_espnet.bin.prepare_corpus cs_fleurs --source CS_FLEURS_DIR --fleurs_en FLEURS/data/en_us
         --out data [--folders read/test,xtts/test1] [--pairs cmn-eng,spa-eng]
+    python -m csst_espnet.bin.prepare_corpus covost2 --common_voice CV_ROOT --covost COVOST_DIR --out data
+        [--locales fr,de,es,zh-CN] [--splits train,dev,test] [--fleurs FLEURS/data] [--allow_missing true]
 
-Writes ``OUT/<split>``, ``OUT/<split>_cs`` and ``OUT/<split>_mono`` (see ``csst_espnet.corpora.<corpus>``
-for the layout read and the CS / monolingual rule). Errors name the file; the exit status is 1.
+Writes ``OUT/<split>``, ``OUT/<split>_cs`` and ``OUT/<split>_mono`` (covost2: ``OUT/<split>_<lang>`` and
+``OUT/fleurs_test_<lang>``; see ``csst_espnet.corpora.<corpus>`` for the layout read and the CS /
+monolingual rule). Errors name the file; the exit status is 1.
 """
 
 import argparse
@@ -17,7 +20,9 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from csst_espnet.corpora import cs_fleurs, fisher_cs, ntuml2021
+from espnet2.utils.types import str2bool
+
+from csst_espnet.corpora import covost2, cs_fleurs, fisher_cs, ntuml2021
 from csst_espnet.utils.cli import add_option
 
 
@@ -45,6 +50,17 @@ def get_parser() -> argparse.ArgumentParser:
     add_option(c, "out", default="data", help="where the data directories go")
     add_option(c, "folders", default=",".join(cs_fleurs.TEST_SETS), help="comma separated")
     add_option(c, "pairs", default="cmn-eng,spa-eng", help="comma separated language pairs")
+
+    v = sub.add_parser("covost2", help="CoVoST 2 X->en on a local Common Voice copy (+ FLEURS X->en test sets)")
+    add_option(v, "common_voice", required=True, help="Common Voice root (<locale>/validated.tsv, <locale>/clips)")
+    add_option(v, "covost", required=True, help="directory of covost_v2.<locale>_en.tsv")
+    add_option(v, "out", default="data", help="where the data directories go")
+    add_option(v, "locales", default="fr,de,es,zh-CN", help="Common Voice locales, comma separated")
+    add_option(v, "splits", default=",".join(covost2.SPLITS), help="comma separated")
+    add_option(v, "fleurs", default=None, help="google/fleurs data/ (en_us and the source locales): test sets")
+    add_option(v, "allow_missing", type=str2bool, default=False,
+               help="leave out CoVoST lines whose clip this Common Voice copy lacks (counted in the log)")
+    add_option(v, "check_audio", type=str2bool, default=True, help="open every audio file header")
     return p
 
 
@@ -57,6 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif args.corpus == "cs_fleurs":
             summaries = cs_fleurs.prepare(args.source, args.fleurs_en, args.out, args.folders.split(","),
                                           args.pairs.split(","))
+        elif args.corpus == "covost2":
+            summaries = covost2.prepare(args.common_voice, args.covost, args.out, args.locales.split(","),
+                                        args.splits.split(","), args.fleurs, args.allow_missing, args.check_audio)
         elif args.corpus == "fisher_cs":
             summaries = fisher_cs.prepare(args.speech, args.transcripts, args.translations, args.out, args.audio_dir,
                                           args.splits.split(","))

@@ -7,18 +7,18 @@ Raw layout (a clone or ``snapshot_download`` of the dataset): one folder per tes
 ``text`` the code-switched transcript, ``language`` the pair (``cmn-eng``, ``spa-eng``...), ``id``
 ``<lang>_<n>`` with ``n`` the FLEURS sentence id.
 
-The English reference of row ``<lang>_<n>`` is the FLEURS English sentence ``n`` (the ``raw transcription``
-column of google/fleurs ``data/en_us/{train,dev,test}.tsv``: ``id``, file name, raw transcription, ...).
+The English reference of row ``<lang>_<n>`` is the FLEURS English sentence ``n``
+(``csst_espnet.corpora.fleurs``: ``english_references``).
 
 Every CS-FLEURS sentence is code-switched by construction: ``utt2lang`` is ``cs``, task ``st``. Each
 selected folder and pair is one set ``<folder>_<pair>`` (e.g. ``read_test_cmn_eng``).
 """
 
-import csv
 import json
 import os
 from typing import Dict, List, Sequence
 
+from csst_espnet.corpora.fleurs import english_references
 from csst_espnet.data.manifest import Entry, ImportSummary, ManifestError, to_data_dir
 
 HUB_NAME = "byan/cs-fleurs"
@@ -28,24 +28,6 @@ ISO3 = {"cmn": "zh", "spa": "es", "eng": "en"}  # pair code -> this project's la
 
 def set_name(folder: str, pair: str) -> str:
     return f"{folder.replace('/', '_')}_{pair.replace('-', '_')}"
-
-
-def english_references(fleurs_en: str) -> Dict[int, str]:
-    """FLEURS sentence id -> English raw transcription, from google/fleurs ``data/en_us/*.tsv``."""
-    refs: Dict[int, str] = {}
-    paths = [os.path.join(fleurs_en, f"{s}.tsv") for s in ("train", "dev", "test")]
-    found = [p for p in paths if os.path.isfile(p)]
-    if not found:
-        raise FileNotFoundError(f"CS-FLEURS: no FLEURS English transcripts in {fleurs_en} (train.tsv, dev.tsv, test.tsv "
-                                "of google/fleurs data/en_us)")
-    for path in found:
-        with open(path, encoding="utf-8", newline="") as f:
-            for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-                try:
-                    refs.setdefault(int(row[0]), row[2].strip())
-                except (IndexError, ValueError):
-                    raise ManifestError(f"{path}:{n}: not a FLEURS line (id, file name, raw transcription, ...)") from None
-    return refs
 
 
 def read_set(root: str, folder: str, pair: str, refs: Dict[int, str]) -> List[Entry]:

@@ -8,3 +8,6 @@ FISHER_CALLHOME_TRANSLATIONS=${FISHER_CALLHOME_TRANSLATIONS:-}  # github joshua-
 CALLHOME=${CALLHOME:-}
 CS_FLEURS=${CS_FLEURS:-}        # local copy of byan/cs-fleurs (read/test/metadata.jsonl, ...)
 FLEURS_EN=${FLEURS_EN:-}        # google/fleurs data/en_us (train.tsv, dev.tsv, test.tsv): the English references of CS-FLEURS
+COMMON_VOICE=${COMMON_VOICE:-}  # Common Voice 4 (<locale>/validated.tsv, <locale>/clips/*.mp3): the audio of CoVoST 2
+COVOST2=${COVOST2:-}            # the CoVoST 2 translation TSVs (covost_v2.<locale>_en.tsv)
+FLEURS=${FLEURS:-}              # google/fleurs data/ (<locale>/test.tsv, audio/test/): X->en test sets of egs2/covost2
