@@ -13,7 +13,8 @@ import soundfile
 
 from csst_espnet.data import kaldi_dir as kd
 from csst_espnet.synth import corpus, espeak
-from csst_espnet.synth.grammar_zh_en import TEMPLATES, all_sentences, has_cjk, join_segments
+from csst_espnet.synth.grammar import join_segments
+from csst_espnet.synth.grammar_zh_en import GRAMMAR, TEMPLATES, has_cjk
 from csst_espnet.synth.pairs import get_pair
 
 pytestmark = pytest.mark.skipif(not espeak.is_available(), reason="espeakng-loader not installed")
@@ -230,7 +231,7 @@ def _synth_phones(engine, job):
 
 
 def test_generator_translations_and_code_switching():
-    sents = all_sentences()
+    sents = GRAMMAR.all_sentences()
     assert len(sents) > 2000
     rng = random.Random(0)
     for s in sents[::97]:
