@@ -77,6 +77,22 @@ def no_determiner(term: Term, form: str) -> str:
     raise ValueError(f"slot form {form!r} of {term.source!r}: this grammar has no determiner forms")
 
 
+@dataclass(frozen=True)
+class Determiners:
+    """Determiner forms of a language: ``forms[form][gender]`` (with its trailing space or apostrophe).
+    Before a term starting with one of ``vowels`` the key ``"<gender>+v"`` is used where the form has
+    one (French elision: ``l'``, ``cet``, ``de l'``)."""
+
+    forms: Dict[str, Dict[str, str]]
+    vowels: str = ""
+
+    def __call__(self, term: Term, form: str) -> str:
+        by_gender = self.forms[form]
+        if term.source[:1].lower() in self.vowels and f"{term.gender}+v" in by_gender:
+            return by_gender[f"{term.gender}+v"]
+        return by_gender[term.gender]
+
+
 @dataclass(eq=False)
 class Grammar:
     """Lexicon and templates of one source language -> English.
@@ -84,7 +100,8 @@ class Grammar:
     ``determiner(term, form)``: the source-language words before a term in slot form ``form``, with
     their trailing space or apostrophe (``"el "``, ``"l'"``). ``source_length``: the length the
     pool's cap counts (Mandarin: characters; others: words). ``code_switch``: whether the grammar
-    makes code-switched renditions.
+    makes code-switched renditions; only then must the source and the target of a template have the
+    same phrases (:data:`PHRASE`).
     """
 
     source: str  # language codes of the runs of code-switched renditions
@@ -100,12 +117,14 @@ class Grammar:
             src, tgt, alt = (slots_of(x) for x in t)
             if sorted(src) != sorted(tgt) or sorted(src) != sorted(alt):
                 raise ValueError(f"template {i}: slots differ between languages: {t}")
-            if len(phrases(t.source)) != len(phrases(t.target)) or PHRASE in t.target_alt:
+            if PHRASE in t.target_alt or (self.code_switch and len(phrases(t.source)) != len(phrases(t.target))):
                 raise ValueError(f"template {i}: the source and the target must have the same phrases: {t}")
             for m in _SLOT.finditer(t.source):  # every form of every term exists
-                for term in self.lexicon[m.group(1)]:
-                    if m.group(3):
+                for term in self.lexicon[m.group(1)] if m.group(3) else ():
+                    try:
                         self.determiner(term, m.group(3))
+                    except KeyError as e:
+                        raise ValueError(f"template {i}: no determiner {m.group(3)!r} for {term}") from e
 
     def render(self, template: str, terms: Dict[str, Term], target: bool) -> str:
         """A template (one language) with its slots filled; phrase marks removed."""

@@ -24,7 +24,7 @@ import re
 from typing import Dict, List
 
 from csst_espnet.synth.grammar import Grammar, Sentence, Template, Term, join_segments
-from csst_espnet.synth.pairs import Language, LanguagePair
+from csst_espnet.synth.pairs import ENGLISH, Language, LanguagePair
 
 # ------------------------------------------------------------------ lexicon
 # slot class -> terms (Mandarin, English); English in the form used after "the"/"this".
@@ -183,8 +183,7 @@ def corpus_sentences(seed: int) -> List[Sentence]:
 PAIR = LanguagePair(
     name="zh-en",
     source=Language("zh", voices=("cmn",), rate=205),
-    target=Language("en", voices=("en-us", "en", "en-us-nyc", "en-gb-x-rp"), rate=185,
-                    unseen_voices=("en-gb-scotland", "en-029")),
+    target=ENGLISH,
     sentences=corpus_sentences,
     join_segments=join_segments,
 )

@@ -64,13 +64,20 @@ class LanguagePair:
     sentences: Callable[[int], List[Sentence]]
     # written form of language runs
     join_segments: Callable[[Sequence[Tuple[str, str]]], str]
+    # whether its sentences have code-switched renditions (then a corpus has code-switched sets of the pair)
+    code_switch: bool = True
 
     def language(self, code: str) -> Language:
         return {self.source.code: self.source, self.target.code: self.target}[code]
 
 
+# the target language of every pair: American, British and New York voices in training; Scottish and
+# Caribbean accents only for the speakers of held-out voice families
+ENGLISH = Language("en", voices=("en-us", "en", "en-us-nyc", "en-gb-x-rp"), rate=185,
+                   unseen_voices=("en-gb-scotland", "en-029"))
+
 # pair -> module defining PAIR (imported on first use)
-PAIRS = {"zh-en": "csst_espnet.synth.grammar_zh_en"}
+PAIRS = {f"{src}-en": f"csst_espnet.synth.grammar_{src}_en" for src in ("zh", "es", "fr", "de")}
 
 
 def get_pair(name: str) -> LanguagePair:
