@@ -6,8 +6,13 @@ said in the target language. The builder (:mod:`csst_espnet.synth.corpus`) knows
 about the languages: their codes, eSpeak voices and speaking rates come from :class:`Language`,
 the sentences from the pair's grammar through :class:`Sentence` and :class:`LanguagePair`.
 
+A corpus is made of one pair or of several with the same target (:func:`get_pairs`): the
+multilingual corpus ``zh-en,es-en,fr-en,de-en`` has speech of four source languages translated into
+English.
+
 To add a pair: write a module with a sentence grammar that defines ``PAIR`` (a
-:class:`LanguagePair`), and add it to :data:`PAIRS`.
+:class:`LanguagePair`; :mod:`csst_espnet.synth.grammar` renders template grammars), and add it to
+:data:`PAIRS`.
 """
 
 import importlib
@@ -67,9 +72,6 @@ class LanguagePair:
     # whether its sentences have code-switched renditions (then a corpus has code-switched sets of the pair)
     code_switch: bool = True
 
-    def language(self, code: str) -> Language:
-        return {self.source.code: self.source, self.target.code: self.target}[code]
-
 
 # the target language of every pair: American, British and New York voices in training; Scottish and
 # Caribbean accents only for the speakers of held-out voice families
@@ -85,3 +87,14 @@ def get_pair(name: str) -> LanguagePair:
     if name not in PAIRS:
         raise ValueError(f"unknown language pair {name!r}; available: {', '.join(sorted(PAIRS))}")
     return importlib.import_module(PAIRS[name]).PAIR
+
+
+def get_pairs(spec: str) -> Tuple[LanguagePair, ...]:
+    """The registered pairs of ``spec``, comma-separated (``zh-en,es-en``): the languages of one corpus,
+    so one target language and each source language once; ValueError otherwise."""
+    pairs = tuple(get_pair(name.strip()) for name in spec.split(","))
+    if len({p.target.code for p in pairs}) > 1:
+        raise ValueError(f"the pairs {spec!r} have different target languages")
+    if len({p.source.code for p in pairs}) < len(pairs):
+        raise ValueError(f"the pairs {spec!r} repeat a source language")
+    return pairs
