@@ -685,7 +685,7 @@ def generate(
 def log_summary(stats: Dict, out: str) -> None:
     """Log what :func:`generate` made (``out``: its output directory)."""
     for name, s in stats["sets"].items():
-        logging.info("%-13s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
+        logging.info("%-19s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
                      s["hours"], s["min_dur"], s["mean_dur"], s["max_dur"], s["languages"])
     logging.info("lm_text: %s", stats["lm_text"])
     logging.info("phone_ali: %d phones (sil = 0) in %s", stats["num_phones"],
