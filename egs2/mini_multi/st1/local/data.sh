@@ -19,7 +19,7 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
 
-preset=small  # tiny: 128 utterances (CI); small: 808 utterances, about a minute of synthesis on 2 cores
+preset=small  # tiny: 128 utterances (CI); small: 808 utterances, 0.97 h (about 2 min on 2 cores)
 seed=777
 nj=2
 out=data
