@@ -136,3 +136,16 @@ def test_held_out_voices(corpora):
     for s in SETS:
         if s.endswith("_unseen"):
             assert seen_families[s] <= set(corpus.DEV_FAMILIES if s == "dev_unseen" else corpus.TEST_FAMILIES), s
+
+
+def test_voices_exist():
+    """Every voice of the corpus (training and held-out accents) is one of eSpeak NG's, with the variants
+    of the held-out families too, and speaks its own language (not English's phonemes)."""
+    variants = corpus.voice_groups(espeak.voice_variants())
+    word = {"zh": "模型", "es": "modelo", "fr": "modèle", "de": "Modell", "en": "model"}
+    english = espeak.text_to_phonemes([word["en"]], "en-us")[0]
+    for code, lang in LANGUAGES.items():
+        for voice in lang.voices + lang.unseen_voices:
+            for variant in (variants["train"][0], variants["dev_unseen"][0], variants["test_unseen"][0]):
+                phonemes = espeak.text_to_phonemes([word[code]], f"{voice}+{variant}")[0]
+                assert phonemes and (code == "en" or phonemes != english), (voice, variant, phonemes)

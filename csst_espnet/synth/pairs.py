@@ -57,7 +57,8 @@ class Sentence(Protocol):
 
     def cs_segments(self, rng: random.Random, p_switch: float = 0.6) -> Segments:
         """A code-switched rendition drawn with ``rng``, with runs of both languages: each
-        switchable term in the target language with probability ``p_switch``, at least one."""
+        switchable term (and phrase, where the grammar aligns phrases) in the target language with
+        probability ``p_switch``, at least one."""
 
 
 @dataclass(frozen=True)
