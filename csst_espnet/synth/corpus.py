@@ -67,7 +67,8 @@ DEV_FAMILIES = ("gene", "ricishaymax", "linda", "caleb", "quincy", "michel")
 SENTENCES_PER_UTT = (0.6, 0.3, 0.1)
 SPEAKER_PITCH = (20, 80)  # eSpeak pitch 0..100, drawn per speaker
 SPEAKER_RATE = (0.85, 1.2)  # scale of the language's speaking rate, drawn per speaker
-SWITCH_SHARE = (0.15, 1.0)  # share of a CS sentence's term slots said in the target language, per utterance
+# share of a CS sentence's term slots (and aligned phrases) said in the target language, drawn per utterance
+SWITCH_SHARE = (0.15, 1.0)
 
 # speaker groups: train (training voices), test (new speakers, training voice families), dev_unseen /
 # test_unseen (held-out voice families)
