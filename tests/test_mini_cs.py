@@ -13,7 +13,8 @@ import soundfile
 
 from csst_espnet.data import kaldi_dir as kd
 from csst_espnet.synth import corpus, espeak
-from csst_espnet.synth.grammar_zh_en import TEMPLATES, all_sentences, has_cjk, join_segments
+from csst_espnet.synth.grammar import join_segments
+from csst_espnet.synth.grammar_zh_en import GRAMMAR, TEMPLATES, has_cjk
 from csst_espnet.synth.pairs import get_pair
 
 pytestmark = pytest.mark.skipif(not espeak.is_available(), reason="espeakng-loader not installed")
@@ -21,9 +22,9 @@ pytestmark = pytest.mark.skipif(not espeak.is_available(), reason="espeakng-load
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SH = os.path.join(REPO, "egs2", "mini_cs", "st1", "local", "data.sh")
 ZH_EN = get_pair("zh-en")
-SET_NAMES = corpus.set_names(ZH_EN)
-TINY = corpus.preset_sizes("tiny", ZH_EN)
-TINY.update({unseen: TINY[base] for unseen, base in corpus.UNSEEN_OF.items()})  # the same utterances
+SET_NAMES = corpus.set_names([ZH_EN])
+TINY = corpus.preset_sizes("tiny", [ZH_EN])
+TINY.update({unseen: TINY[base] for unseen, base in corpus.unseen_of([ZH_EN]).items()})  # the same utterances
 
 
 def _texts(data):
@@ -124,7 +125,7 @@ def test_languages_tasks_and_texts(corpora):
     lang = tab("dev", "utt2lang")
     for u, src in tab("dev", "src_text").items():
         assert (lang[u] == "cs") == any(c.isascii() and c.isalpha() for c in src)
-    for s in corpus.TEST_SETS:   # a second reference for the test sets
+    for s in corpus.test_sets([ZH_EN]):   # a second reference for the test sets
         assert tab(s, "text.2").keys() == tab(s, "text").keys()
 
 
@@ -142,7 +143,7 @@ def test_voice_families_held_out(corpora):
     test_unseen = families("test_cs_unseen") | families("test_mono_unseen")
     assert test_unseen and test_unseen <= set(corpus.TEST_FAMILIES)
     assert families("dev_unseen") and families("dev_unseen") <= set(corpus.DEV_FAMILIES)
-    for unseen, base in corpus.UNSEEN_OF.items():  # the same utterances, other speakers
+    for unseen, base in corpus.unseen_of([ZH_EN]).items():  # the same utterances, other speakers
         texts = lambda s, n: sorted(kd.read_table(os.path.join(a, s, n)).values())
         assert texts(unseen, "text") == texts(base, "text") and texts(unseen, "src_text") == texts(base, "src_text")
     spk_train = set().union(*(set(kd.read_table(os.path.join(a, s, "utt2spk")).values())
@@ -230,7 +231,7 @@ def _synth_phones(engine, job):
 
 
 def test_generator_translations_and_code_switching():
-    sents = all_sentences()
+    sents = GRAMMAR.all_sentences()
     assert len(sents) > 2000
     rng = random.Random(0)
     for s in sents[::97]:
@@ -248,7 +249,7 @@ def test_generator_translations_and_code_switching():
 
 
 def test_language_pair_registry():
-    with pytest.raises(ValueError, match="unknown language pair 'ja-en'; available: zh-en"):
+    with pytest.raises(ValueError, match="unknown language pair 'ja-en'; available: de-en, es-en, fr-en, zh-en"):
         get_pair("ja-en")
     assert (ZH_EN.source.code, ZH_EN.target.code) == ("zh", "en")
     assert SET_NAMES == ["train_asr_zh", "train_asr_en", "train_st_zh", "train_cs", "dev", "dev_unseen", "test_cs",
@@ -256,7 +257,7 @@ def test_language_pair_registry():
     assert set(SET_NAMES) <= set(TINY) and TINY["train_asr_zh"] == 6
     r = subprocess.run([sys.executable, "-m", "csst_espnet.bin.synth_corpus", "--pair", "ja-en"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "'zh-en'" in r.stderr
+    assert r.returncode == 2 and "available: de-en, es-en, fr-en, zh-en" in r.stderr
 
 
 def test_isolated_synthesis_is_reproducible():
@@ -270,7 +271,7 @@ def test_isolated_synthesis_is_reproducible():
 def test_utterance_lengths_and_switch_patterns():
     """Demo plan (no audio): utterances of 1-3 sentences in every set, code-switching from a single
     term to most of the utterance."""
-    sets, lm, _ = corpus.plan_corpus(ZH_EN, 777, corpus.preset_sizes("demo", ZH_EN))
+    sets, lm, _ = corpus.plan_corpus([ZH_EN], 777, corpus.preset_sizes("demo", [ZH_EN]))
     keys = {name: {k for u in utts for k in u.keys} for name, utts in sets.items()}
     held = set().union(*(keys[s] for s in ("dev", "test_cs", "test_mono")))
     trained = set().union(*(keys[s] for s in ("train_asr_zh", "train_asr_en", "train_st_zh", "train_cs")))

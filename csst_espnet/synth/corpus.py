@@ -1,22 +1,30 @@
-"""Synthetic code-switch speech-translation corpus ``mini_cs`` (machine-learning lectures).
+"""Synthetic code-switch speech-translation corpora: ``mini_cs`` (Mandarin-English lectures) and
+``mini_multi`` (Mandarin, Spanish, French, German -> English).
 
-    python -m csst_espnet.bin.synth_corpus --out data --seed 777 --preset tiny|demo [--nj 2] [--pair zh-en]
+    python -m csst_espnet.bin.synth_corpus --out data --seed 777 --preset tiny|small|demo [--nj 2] \
+        [--pair zh-en | --pair zh-en,es-en,fr-en,de-en]
 
-Built for a language pair (:mod:`csst_espnet.synth.pairs`; ``SRC``/``TGT`` below are its
-language codes, ``zh``/``en`` for the default ``zh-en``). Speech is synthesised offline with
-eSpeak NG (the ``espeakng-loader`` wheel): for ``zh-en`` Mandarin runs with voice
-``cmn+VARIANT``, English runs with ``en-us+VARIANT`` or ``en+VARIANT``; a code-switched
+Built for one language pair or several with the same target (:mod:`csst_espnet.synth.pairs`;
+``SRC``/``TGT`` below are their language codes, ``zh``/``en`` for the default ``zh-en``). Speech
+is synthesised offline with eSpeak NG (the ``espeakng-loader`` wheel): for ``zh-en`` Mandarin runs
+with voice ``cmn+VARIANT``, English runs with ``en-us+VARIANT`` or ``en+VARIANT``; a code-switched
 utterance concatenates its runs, so it really changes voice and language mid-utterance. Each
-speaker is a voice variant with its own pitch and speaking rate; the variants of the test
-speakers are never used in training or dev. Everything is a function of ``--seed``: same seed,
-same text files and byte-identical audio.
+speaker is a voice variant with its own pitch and speaking rate, and speaks every language of the
+corpus; the variant families of the ``_unseen`` speakers are never used in training, dev or the
+other test sets. Everything is a function of ``--seed``: same seed, same text files and
+byte-identical audio.
 
-Sets (Kaldi data dirs under ``--out``): ``train_asr_SRC``, ``train_asr_TGT`` (ASR),
+Sets of one pair (Kaldi data dirs under ``--out``): ``train_asr_SRC``, ``train_asr_TGT`` (ASR),
 ``train_st_SRC`` (source speech -> target text), ``train_cs`` (code-switch -> target, about a
 tenth of the monolingual data), ``dev`` (half source ST, half CS ST), ``test_cs``,
-``test_mono`` (source ST), the test sets with a paraphrased second reference ``text.2``.
-Dev/test sentences never occur in training data nor in the LM text under ``--out/lm_text``
-(``SRC.txt``, ``TGT.txt``, ``SRC2TGT.tsv``).
+``test_mono`` (source ST), the test sets with a paraphrased second reference ``text.2``, and
+``dev_unseen``, ``test_cs_unseen``, ``test_mono_unseen`` (the same utterances spoken by held-out
+voice families). With several pairs every source language has its own sets, named with its code
+(``train_asr_es``, ``train_st_es``, ``train_cs_es``, ``test_cs_es``, ``test_mono_es``,
+``test_mono_es_unseen``; code-switched sets only for the pairs that code-switch), English ASR
+is one set of sentences of every grammar, and ``dev`` mixes every source language.
+Dev/test sentences, and their translations, never occur in training data nor in the LM text
+under ``--out/lm_text`` (``SRC.txt`` and ``SRC2TGT.tsv`` of every source, ``TGT.txt``).
 
 Phone alignments come for free from eSpeak's phoneme events: every set has a
 ``phone_ali`` file, ``<utt> id id ...``, one phone id per 10 ms frame of its wav
@@ -27,7 +35,7 @@ inventory, ``--out/local/phones.txt`` (``<phone> <id>``), is ``sil`` then the so
 union of the phones of all sets, so ids agree across sets (it depends on the preset
 and seed; its size is ``num_phones`` in ``mini_cs_stats.json``). The same frames give
 every set a ``lang_ali`` file, ``<utt> code code ...``: the language of each frame's phone
-(``zh``, ``en``), ``-`` for silence.
+(``zh``, ``en``...), ``-`` for silence.
 """
 
 import hashlib
@@ -44,7 +52,7 @@ import numpy as np
 from csst_espnet.data import audio, kaldi_dir
 from csst_espnet.data.kaldi_dir import DataDir, sort_key
 from csst_espnet.synth import espeak
-from csst_espnet.synth.pairs import LanguagePair, Segments, Sentence, get_pair
+from csst_espnet.synth.pairs import Language, LanguagePair, Segments, Sentence, get_pairs
 
 FS = 16000
 CS = "cs"  # utt2lang of code-switched speech
@@ -59,24 +67,27 @@ DEV_FAMILIES = ("gene", "ricishaymax", "linda", "caleb", "quincy", "michel")
 SENTENCES_PER_UTT = (0.6, 0.3, 0.1)
 SPEAKER_PITCH = (20, 80)  # eSpeak pitch 0..100, drawn per speaker
 SPEAKER_RATE = (0.85, 1.2)  # scale of the language's speaking rate, drawn per speaker
-SWITCH_SHARE = (0.15, 1.0)  # share of a CS sentence's term slots said in the target language, per utterance
+# share of a CS sentence's term slots (and aligned phrases) said in the target language, drawn per utterance
+SWITCH_SHARE = (0.15, 1.0)
 
-# (set, utterance-id tag, speaker group); {source}/{target}: the pair's language codes. Ids are unique
-# over the corpus. Speaker groups: train (training voices), test (new speakers, training voice
-# families), dev_unseen / test_unseen (held-out voice families). An ``_unseen`` set has the
-# sentences and renditions of the set it is named after, spoken by its own speakers.
-_SETS = (("train_asr_{source}", "asr{source}", "train"), ("train_asr_{target}", "asr{target}", "train"),
-         ("train_st_{source}", "st{source}", "train"), ("train_cs", "cs", "train"), ("dev", "dev", "train"),
-         ("dev_unseen", "devu", "dev_unseen"), ("test_cs", "tcs", "test"), ("test_mono", "tmono", "test"),
-         ("test_cs_unseen", "tcsu", "test_unseen"), ("test_mono_unseen", "tmonou", "test_unseen"))
-TEST_SETS = ("test_cs", "test_mono", "test_cs_unseen", "test_mono_unseen")
-UNSEEN_OF = {"dev_unseen": "dev", "test_cs_unseen": "test_cs", "test_mono_unseen": "test_mono"}
+# speaker groups: train (training voices), test (new speakers, training voice families), dev_unseen /
+# test_unseen (held-out voice families)
+UNSEEN = "_unseen"  # suffix of a set with the sentences and renditions of its base set, spoken by the
+                    # speakers of held-out voice families: dev_unseen (DEV_FAMILIES), test_*_unseen (TEST_FAMILIES)
 
 PRESETS: Dict[str, Dict[str, int]] = {
+    # Utterances per set of every source language ({source}: zh, es...; train_cs, test_cs: of each pair
+    # that code-switches); dev: utterances per source language; lm_extra: LM sentences per source
+    # language; speakers (each speaks every language) of the training and of each test group.
     # a few utterances per set, for tests and CI (seconds to make)
     "tiny": {"train_asr_{source}": 6, "train_asr_{target}": 6, "train_st_{source}": 6, "train_cs": 3,
              "dev": 4, "test_cs": 3, "test_mono": 3, "lm_extra": 30, "train_speakers": 4,
              "test_speakers": 2},
+    # a multilingual corpus on a CPU: zh-en,es-en,fr-en,de-en in 808 utterances, 0.97 h (133 s of
+    # synthesis with 2 processes on a busy 2-core host, egs2/mini_multi/st1/README.md)
+    "small": {"train_asr_{source}": 40, "train_asr_{target}": 60, "train_st_{source}": 40, "train_cs": 30,
+              "dev": 16, "test_cs": 20, "test_mono": 20, "lm_extra": 300, "train_speakers": 24,
+              "test_speakers": 6},
     # sized for the whole recipe on 2 CPU cores (README: what it costs)
     "demo": {"train_asr_{source}": 420, "train_asr_{target}": 420, "train_st_{source}": 420,
              "train_cs": 150, "dev": 100, "test_cs": 120, "test_mono": 120, "lm_extra": 1500,
@@ -107,18 +118,81 @@ def voice_groups(variants: Sequence[str]) -> Dict[str, List[str]]:
     return groups
 
 
-def _fill(template: str, pair: LanguagePair) -> str:
-    return template.format(source=pair.source.code, target=pair.target.code)
+@dataclass(frozen=True)
+class SetInfo:
+    name: str
+    tag: str  # utterance ids: <speaker>-<tag><number>, unique over the corpus
+    group: str  # speaker group
+    source: Optional[str]  # the source language of its sentences (None: English ASR, dev)
+    base: Optional[str] = None  # the set whose utterances an ``_unseen`` set speaks again
 
 
-def set_names(pair: LanguagePair) -> List[str]:
+def _suffix(pairs: Sequence[LanguagePair], src: str) -> str:
+    """What the names of a source language's sets add: nothing in a one-pair corpus (``test_cs``),
+    ``_<source>`` in a multilingual one (``test_cs_es``)."""
+    return "" if len(pairs) == 1 else f"_{src}"
+
+
+def set_table(pairs: Sequence[LanguagePair]) -> List[SetInfo]:
+    """The sets of a corpus of ``pairs`` in the order they are made. One pair (zh-en): train_asr_zh,
+    train_asr_en, train_st_zh, train_cs, dev, dev_unseen, test_cs, test_mono, test_cs_unseen,
+    test_mono_unseen. Several: train_asr_<source> of each, train_asr_en, train_st_<source>,
+    train_cs_<source> (of the pairs that code-switch), dev, dev_unseen, test_cs_<source>,
+    test_mono_<source>, and the ``_unseen`` copies of the test sets."""
+    tgt = pairs[0].target.code
+    srcs = [p.source.code for p in pairs]
+    cs = [p.source.code for p in pairs if p.code_switch]
+    one = len(pairs) == 1
+
+    def tag(base: str, src: str) -> str:
+        return base if one else base + src
+
+    out = [SetInfo(f"train_asr_{s}", f"asr{s}", "train", s) for s in srcs]
+    out.append(SetInfo(f"train_asr_{tgt}", f"asr{tgt}", "train", None))
+    out += [SetInfo(f"train_st_{s}", f"st{s}", "train", s) for s in srcs]
+    out += [SetInfo(f"train_cs{_suffix(pairs, s)}", tag("cs", s), "train", s) for s in cs]
+    out += [SetInfo("dev", "dev", "train", None), SetInfo("dev" + UNSEEN, "devu", "dev_unseen", None, "dev")]
+    tests = [SetInfo(f"test_cs{_suffix(pairs, s)}", tag("tcs", s), "test", s) for s in cs]
+    tests += [SetInfo(f"test_mono{_suffix(pairs, s)}", tag("tmono", s), "test", s) for s in srcs]
+    return out + tests + [SetInfo(t.name + UNSEEN, t.tag + "u", "test_unseen", t.source, t.name) for t in tests]
+
+
+def set_names(pairs: Sequence[LanguagePair]) -> List[str]:
     """The sets, in the order they are made (zh-en: train_asr_zh, train_asr_en, train_st_zh, ...)."""
-    return [_fill(name, pair) for name, _, _ in _SETS]
+    return [x.name for x in set_table(pairs)]
 
 
-def preset_sizes(preset: str, pair: LanguagePair) -> Dict[str, int]:
-    """The preset's sizes: utterances per set (by set name), ``lm_extra``, speaker counts."""
-    return {_fill(k, pair): v for k, v in PRESETS[preset].items()}
+def test_sets(pairs: Sequence[LanguagePair]) -> List[str]:
+    """The test sets (each with a paraphrased second reference ``text.2``)."""
+    return [x.name for x in set_table(pairs) if x.name.startswith("test_")]
+
+
+def unseen_of(pairs: Sequence[LanguagePair]) -> Dict[str, str]:
+    """Each ``_unseen`` set -> the set whose utterances it speaks again."""
+    return {x.name: x.base for x in set_table(pairs) if x.base}
+
+
+def preset_sizes(preset: str, pairs: Sequence[LanguagePair]) -> Dict[str, int]:
+    """The preset's sizes: utterances per set (by set name; ``dev``: in all), ``lm_extra`` (per source
+    language), speaker counts."""
+    tgt = pairs[0].target.code
+    out: Dict[str, int] = {}
+    for key, n in PRESETS[preset].items():
+        if "{source}" in key:
+            out.update({key.format(source=p.source.code): n for p in pairs})
+        elif key in ("train_cs", "test_cs", "test_mono"):
+            out.update({key + _suffix(pairs, p.source.code): n for p in pairs
+                        if p.code_switch or key == "test_mono"})
+        elif key == "dev":
+            out[key] = n * len(pairs)
+        else:
+            out[key.format(target=tgt)] = n
+    return out
+
+
+def corpus_languages(pairs: Sequence[LanguagePair]) -> List[Language]:
+    """The languages of a corpus of ``pairs``: the sources, then the target."""
+    return [p.source for p in pairs] + [pairs[0].target]
 
 
 @dataclass(frozen=True)
@@ -132,15 +206,15 @@ class Speaker:
     def voice(self, lang: str) -> str:
         return f"{dict(self.voices)[lang]}+{self.variant}"
 
-    def record(self, pair: LanguagePair) -> Dict:
+    def record(self, languages: Sequence[Language]) -> Dict:
         """As ``mini_cs_stats.json`` lists it: the voice only of the languages that offer a choice."""
-        chosen = {f"{lang}_voice": v for lang, v in self.voices
-                  if len(pair.language(lang).voices + pair.language(lang).unseen_voices) > 1}
+        choice = {lang.code for lang in languages if len(lang.voices + lang.unseen_voices) > 1}
+        chosen = {f"{lang}_voice": v for lang, v in self.voices if lang in choice}
         return {"spk": self.spk, "variant": self.variant, **chosen, "pitch": self.pitch,
                 "rate_scale": self.rate_scale}
 
 
-def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], pair: LanguagePair,
+def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], languages: Sequence[Language],
                   unseen: bool = False) -> List[Speaker]:
     """``n`` speakers, each a variant of ``variants`` (in a shuffled order, all used before one
     repeats), a voice per language (``unseen``: the held-out accents too), pitch and rate."""
@@ -153,7 +227,7 @@ def make_speakers(seed: int, n: int, prefix: str, variants: Sequence[str], pair:
             spk=f"{prefix}{i + 1:02d}",
             variant=order[i % len(order)],
             voices=tuple((lang.code, rng.choice(lang.voices + (lang.unseen_voices if unseen else ())))
-                         for lang in (pair.source, pair.target)),
+                         for lang in languages),
             pitch=rng.randint(*SPEAKER_PITCH),
             rate_scale=round(rng.uniform(*SPEAKER_RATE), 3),
         ))
@@ -264,17 +338,25 @@ def synth_utterance(engine: "espeak.ESpeak", job: SynthJob) -> Tuple[str, int, s
 
 # ---------------------------------------------------------------- corpus plan
 def plan_corpus(
-    pair: LanguagePair, seed: int, sizes: Dict[str, int]
+    pairs: Sequence[LanguagePair], seed: int, sizes: Dict[str, int]
 ) -> Tuple[Dict[str, List[Utt]], Dict[str, List], Dict]:
-    """Decide every utterance (text, speaker, voice) and the LM text, without audio.
+    """Decide every utterance (text, speaker, voice) and the LM text of a corpus of ``pairs`` (one pair,
+    or several with the same target), without audio.
 
-    Returns (utterances of each set, LM text keyed ``SRC``/``TGT``/``SRC2TGT``, facts for the stats).
+    Returns (utterances of each set, LM text keyed ``SRC`` / ``TGT`` / ``SRC2TGT`` for every source
+    language, facts for the stats). A dev/test sentence's translation is never a training sentence's
+    of any language, nor in the LM text.
     """
-    src, tgt = pair.source.code, pair.target.code
-    asr_src, asr_tgt, st_src = set_names(pair)[:3]
-    tags = dict(zip(set_names(pair), (_fill(tag, pair) for _, tag, _ in _SETS)))
-    pool = pair.sentences(seed)
-    used_keys = set()
+    tgt = pairs[0].target.code
+    by_src = {p.source.code: p for p in pairs}
+    table = {x.name: x for x in set_table(pairs)}
+    languages = corpus_languages(pairs)
+    pools = {src: p.sentences(seed) for src, p in by_src.items()}
+    used_keys: Dict[str, set] = {src: set() for src in by_src}
+    held_targets: Dict[str, set] = {"dev": set(), "test": set()}  # translations held out, by role
+
+    def sfx(src: str) -> str:
+        return _suffix(pairs, src)
 
     def lengths(name: str, n: int) -> List[int]:
         """Sentences in each of the ``n`` utterances of set ``name``."""
@@ -288,57 +370,71 @@ def plan_corpus(
             i += k
         return out
 
-    def take(name: str, n: int, need_switch: bool) -> List[List[Sentence]]:
-        """Held-out sentences for ``n`` utterances, never used again."""
+    def take(name: str, src: str, n: int, need_switch: bool, role: str) -> List[List[Sentence]]:
+        """Held-out sentences of ``src`` for ``n`` utterances of a ``role`` (dev or test) set, never used
+        again. Their translations are never held out for the other role; translations already held
+        out for this role by another language come first (grammars with one English side make test
+        sets of the same English sentences, so few translations are lost to training)."""
         ks = lengths(name, n)
-        out = []
-        for s in pool:
-            if len(out) == sum(ks):
-                break
-            if s.key in used_keys or (need_switch and not s.can_switch):
-                continue
-            out.append(s)
-            used_keys.add(s.key)
+        fresh = [s for s in pools[src] if s.key not in used_keys[src] and (s.can_switch or not need_switch)
+                 and not any(s.target in held for r, held in held_targets.items() if r != role)]
+        fresh = [s for s in fresh if s.target in held_targets[role]] + \
+                [s for s in fresh if s.target not in held_targets[role]]
+        out = fresh[: sum(ks)]
+        used_keys[src].update(s.key for s in out)
+        held_targets[role].update(s.target for s in out)
         if len(out) < sum(ks):
-            raise ValueError(f"the sentence grammar is too small for {sum(ks)} more held-out sentences")
+            raise ValueError(f"the {src} sentence grammar is too small for {sum(ks)} more held-out sentences")
         return grouped(out, ks)
 
-    held = {"test_cs": take("test_cs", sizes["test_cs"], True),
-            "test_mono": take("test_mono", sizes["test_mono"], False)}
-    n_dev_cs = sizes["dev"] // 2
-    held["dev_cs"] = take("dev_cs", n_dev_cs, True)
-    held["dev_mono"] = take("dev_mono", sizes["dev"] - n_dev_cs, False)
-    train_pool = [s for s in pool if s.key not in used_keys]
-    train_switchable = [s for s in train_pool if s.can_switch]
+    # held-out sentences: (sentences, speech kind, source) of each test set and of dev
+    held: Dict[str, List[Tuple[List[Sentence], str]]] = {}
+    dev: List[Tuple[List[Sentence], str, str]] = []
+    dev_share = [sizes["dev"] // len(pairs) + (i < sizes["dev"] % len(pairs)) for i in range(len(pairs))]
+    for (src, p), n_dev in zip(by_src.items(), dev_share):
+        if p.code_switch:
+            held[f"test_cs{sfx(src)}"] = [(g, CS) for g in take(f"test_cs{sfx(src)}", src,
+                                                                  sizes[f"test_cs{sfx(src)}"], True, "test")]
+        held[f"test_mono{sfx(src)}"] = [(g, src) for g in take(f"test_mono{sfx(src)}", src,
+                                                                sizes[f"test_mono{sfx(src)}"], False, "test")]
+        n_dev_cs = n_dev // 2 if p.code_switch else 0
+        dev_cs = take(f"dev_cs{sfx(src)}", src, n_dev_cs, True, "dev") if p.code_switch else []
+        dev += [(g, src, src) for g in take(f"dev_mono{sfx(src)}", src, n_dev - n_dev_cs, False, "dev")]
+        dev += [(g, CS, src) for g in dev_cs]
+    held_out = held_targets["dev"] | held_targets["test"]
+    train_pool = {src: [s for s in pool if s.key not in used_keys[src] and s.target not in held_out]
+                  for src, pool in pools.items()}
 
     variants = voice_groups(espeak.voice_variants())
     speakers = {
-        "train": make_speakers(seed, sizes["train_speakers"], "tr", variants["train"], pair),
-        "test": make_speakers(seed, sizes["test_speakers"], "te", variants["test"], pair),
-        "dev_unseen": make_speakers(seed, sizes["test_speakers"], "du", variants["dev_unseen"], pair, unseen=True),
-        "test_unseen": make_speakers(seed, sizes["test_speakers"], "tu", variants["test_unseen"], pair, unseen=True),
+        "train": make_speakers(seed, sizes["train_speakers"], "tr", variants["train"], languages),
+        "test": make_speakers(seed, sizes["test_speakers"], "te", variants["test"], languages),
+        "dev_unseen": make_speakers(seed, sizes["test_speakers"], "du", variants["dev_unseen"], languages,
+                                    unseen=True),
+        "test_unseen": make_speakers(seed, sizes["test_speakers"], "tu", variants["test_unseen"], languages,
+                                     unseen=True),
     }
-    group_of = {_fill(name, pair): group for name, _, group in _SETS}
 
     sets: Dict[str, List[Utt]] = {}
-    used_train: set = set()
+    used_train: set = set()  # (source, sentence key)
 
-    def draw(name: str, n: int, need_switch: bool) -> List[List[Sentence]]:
-        candidates = train_switchable if need_switch else train_pool
-        ks = lengths(name, n)
+    def draw(name: str, srcs: Sequence[str], need_switch: bool) -> List[List[Sentence]]:
+        """Training sentences of the sources ``srcs`` for the utterances of set ``name``."""
+        candidates = [(src, s) for src in srcs for s in train_pool[src] if s.can_switch or not need_switch]
+        ks = lengths(name, sizes[name])
         if sum(ks) > len(candidates):
             raise ValueError(f"{name}: {sum(ks)} sentences asked, the grammar has {len(candidates)} training sentences")
         rng = random.Random(f"draw:{seed}:{name}")
         chosen = rng.sample(candidates, sum(ks))
-        used_train.update(s.key for s in chosen)
-        return grouped(chosen, ks)
+        used_train.update((src, s.key) for src, s in chosen)
+        return grouped([s for _, s in chosen], ks)
 
-    def rendition(group: List[Sentence], kind: str, rng: random.Random) -> List[Segments]:
+    def rendition(group: List[Sentence], kind: str, src: Optional[str], rng: random.Random) -> List[Segments]:
         """The language runs of each sentence: all source, all target, or code-switched (each
         sentence of a CS utterance switches terms, or, with several sentences, is said wholly in
         one language; at least one switches)."""
-        if kind in (src, tgt):
-            return [[(s.source if kind == src else s.target, kind)] for s in group]
+        if kind != CS:
+            return [[(s.target if kind == tgt else s.source, kind)] for s in group]
         p_switch = rng.uniform(*SWITCH_SHARE)
         out = []
         for s in group:
@@ -349,78 +445,89 @@ def plan_corpus(
             out[0] = group[0].cs_segments(rng, p_switch=p_switch)
         return out
 
-    def build(name: str, groups: Sequence[Tuple[List[Sentence], str, str]]) -> List[Utt]:
-        """groups: (sentences, speech kind: source code, target code or CS, task)."""
-        spk_list = speakers[group_of[name]]
+    def build(name: str, groups: Sequence[Tuple[List[Sentence], str, Optional[str]]], task: str) -> List[Utt]:
+        """groups: (sentences, speech kind: a language code or CS, their source language)."""
+        spk_list = speakers[table[name].group]
         utts = []
-        for i, (group, kind, task) in enumerate(groups):
+        for i, (group, kind, src) in enumerate(groups):
             rng = random.Random(f"utt:{seed}:{name}:{i}")
             spk = spk_list[rng.randrange(len(spk_list))]
-            runs = rendition(group, kind, rng)
-            text_src = " ".join(pair.join_segments(segs) for segs in runs)
+            runs = rendition(group, kind, src, rng)
+            # (every pair writes English alike: English ASR has no source language of its own)
+            join = by_src[src].join_segments if src else pairs[0].join_segments
+            text_src = " ".join(join(segs) for segs in runs)
             utts.append(Utt(
-                utt=f"{spk.spk}-{tags[name]}{i:05d}", spk=spk, set=name, lang=kind, task=task,
+                utt=f"{spk.spk}-{table[name].tag}{i:05d}", spk=spk, set=name, lang=kind, task=task,
                 sentences=runs, text=text_src if task == "asr" else " ".join(s.target for s in group),
                 src_text=text_src,
-                text2=" ".join(s.target_alt for s in group) if name in TEST_SETS else None,
+                text2=" ".join(s.target_alt for s in group) if name.startswith("test_") else None,
                 seed=_int_seed(seed, name, i), keys=tuple(s.key for s in group),
             ))
         return utts
 
     def unseen(name: str, base: List[Utt]) -> List[Utt]:
         """The utterances of ``base`` (same runs, same synthesis seed) by the speakers of ``name``."""
-        spk_list = speakers[group_of[name]]
+        spk_list = speakers[table[name].group]
         out = []
         for i, u in enumerate(base):
             spk = spk_list[random.Random(f"utt:{seed}:{name}:{i}").randrange(len(spk_list))]
-            out.append(Utt(utt=f"{spk.spk}-{tags[name]}{i:05d}", spk=spk, set=name, lang=u.lang, task=u.task,
+            out.append(Utt(utt=f"{spk.spk}-{table[name].tag}{i:05d}", spk=spk, set=name, lang=u.lang, task=u.task,
                            sentences=u.sentences, text=u.text, src_text=u.src_text, text2=u.text2,
                            seed=u.seed, keys=u.keys))
         return out
 
-    sets[asr_src] = build(asr_src, [(g, src, "asr") for g in draw(asr_src, sizes[asr_src], False)])
-    sets[asr_tgt] = build(asr_tgt, [(g, tgt, "asr") for g in draw(asr_tgt, sizes[asr_tgt], False)])
-    sets[st_src] = build(st_src, [(g, src, "st") for g in draw(st_src, sizes[st_src], False)])
-    sets["train_cs"] = build("train_cs", [(g, CS, "st") for g in draw("train_cs", sizes["train_cs"], True)])
-    dev = [(g, src, "st") for g in held["dev_mono"]] + [(g, CS, "st") for g in held["dev_cs"]]
+    for src in by_src:
+        name = f"train_asr_{src}"
+        sets[name] = build(name, [(g, src, src) for g in draw(name, [src], False)], "asr")
+    name = f"train_asr_{tgt}"
+    sets[name] = build(name, [(g, tgt, None) for g in draw(name, list(by_src), False)], "asr")
+    for src, p in by_src.items():
+        name = f"train_st_{src}"
+        sets[name] = build(name, [(g, src, src) for g in draw(name, [src], False)], "st")
+        if p.code_switch:
+            name = f"train_cs{sfx(src)}"
+            sets[name] = build(name, [(g, CS, src) for g in draw(name, [src], True)], "st")
     random.Random(f"dev:{seed}").shuffle(dev)
-    sets["dev"] = build("dev", dev)
-    sets["test_cs"] = build("test_cs", [(g, CS, "st") for g in held["test_cs"]])
-    sets["test_mono"] = build("test_mono", [(g, src, "st") for g in held["test_mono"]])
-    for name, base in UNSEEN_OF.items():
+    sets["dev"] = build("dev", [(g, kind, src) for g, kind, src in dev], "st")
+    for name, groups in held.items():
+        sets[name] = build(name, [(g, kind, table[name].source) for g, kind in groups], "st")
+    for name, base in unseen_of(pairs).items():
         sets[name] = unseen(name, sets[base])
 
     # ---- LM text: training sentences plus extra ones, never a dev/test sentence
-    src_lines: List[str] = []
-    tgt_lines: List[str] = []
-    pairs: List[Tuple[str, str]] = []
-    for u in sets[asr_src] + sets[st_src]:
-        src_lines.append(u.src_text)
-    for u in sets[asr_tgt]:
-        tgt_lines.append(u.src_text)
-    for u in sets[st_src] + sets["train_cs"]:
-        tgt_lines.append(u.text)
-        pairs.append((u.src_text, u.text))
-    extra = [s for s in train_pool if s.key not in used_train][: sizes["lm_extra"]]
-    rng = random.Random(f"lm:{seed}")
-    for s in extra:
-        src_lines.append(s.source)
-        tgt_lines.append(s.target)
-        pairs.append((s.source, s.target))
-        if s.can_switch and rng.random() < 0.5:
-            pairs.append((pair.join_segments(s.cs_segments(rng)), s.target))
-    # the extra sentences again in lines of 1-3, as utterances have them (the LLM translates them whole)
-    for group in grouped(extra, lengths("lm_extra", len(extra))):
-        if len(group) > 1:
-            src_lines.append(" ".join(s.source for s in group))
-            tgt_lines.append(" ".join(s.target for s in group))
-            pairs.append((src_lines[-1], tgt_lines[-1]))
-    lm = {src: _dedup(src_lines), tgt: _dedup(tgt_lines), f"{src}2{tgt}": _dedup(pairs)}
+    src_lines: Dict[str, List[str]] = {src: [] for src in by_src}
+    tgt_lines: List[str] = [u.src_text for u in sets[f"train_asr_{tgt}"]]
+    pair_lines: Dict[str, List[Tuple[str, str]]] = {src: [] for src in by_src}
+    extra_count = 0
+    for src, p in by_src.items():
+        st = sets[f"train_st_{src}"] + (sets[f"train_cs{sfx(src)}"] if p.code_switch else [])
+        src_lines[src] += [u.src_text for u in sets[f"train_asr_{src}"] + sets[f"train_st_{src}"]]
+        for u in st:
+            tgt_lines.append(u.text)
+            pair_lines[src].append((u.src_text, u.text))
+        extra = [s for s in train_pool[src] if (src, s.key) not in used_train][: sizes["lm_extra"]]
+        extra_count += len(extra)
+        rng = random.Random(f"lm:{seed}{sfx(src)}")
+        for s in extra:
+            src_lines[src].append(s.source)
+            tgt_lines.append(s.target)
+            pair_lines[src].append((s.source, s.target))
+            if s.can_switch and rng.random() < 0.5:
+                pair_lines[src].append((p.join_segments(s.cs_segments(rng)), s.target))
+        # the extra sentences again in lines of 1-3, as utterances have them (the LLM translates them whole)
+        for group in grouped(extra, lengths(f"lm_extra{sfx(src)}", len(extra))):
+            if len(group) > 1:
+                src_lines[src].append(" ".join(s.source for s in group))
+                tgt_lines.append(" ".join(s.target for s in group))
+                pair_lines[src].append((src_lines[src][-1], tgt_lines[-1]))
+    lm = {src: _dedup(lines) for src, lines in src_lines.items()}
+    lm[tgt] = _dedup(tgt_lines)
+    lm.update({f"{src}2{tgt}": _dedup(lines) for src, lines in pair_lines.items()})
     info = {
-        "sentences_in_grammar": len(pool),
-        "held_out_sentences": len(used_keys),
-        "lm_extra_sentences": len(extra),
-        "speakers": {group: [s.record(pair) for s in spk] for group, spk in speakers.items()},
+        "sentences_in_grammar": sum(len(pool) for pool in pools.values()),
+        "held_out_sentences": sum(len(keys) for keys in used_keys.values()),
+        "lm_extra_sentences": extra_count,
+        "speakers": {group: [s.record(languages) for s in spk] for group, spk in speakers.items()},
         "voice_families": {"dev_unseen": list(DEV_FAMILIES), "test_unseen": list(TEST_FAMILIES)},
     }
     return sets, lm, info
@@ -436,7 +543,7 @@ def _dedup(items):
     return out
 
 
-def synth_jobs(utts: Sequence[Utt], wav_dir: str, pair: LanguagePair) -> List[SynthJob]:
+def synth_jobs(utts: Sequence[Utt], wav_dir: str, languages: Sequence[Language]) -> List[SynthJob]:
     jobs = []
     for u in utts:
         rng = random.Random(f"rate:{u.seed}")
@@ -444,7 +551,7 @@ def synth_jobs(utts: Sequence[Utt], wav_dir: str, pair: LanguagePair) -> List[Sy
         jobs.append(SynthJob(
             utt=u.utt, path=os.path.join(wav_dir, u.set, f"{u.utt}.wav"), sentences=u.sentences,
             voices={lang.code: (u.spk.voice(lang.code), int(round(lang.rate * u.spk.rate_scale * jitter)))
-                    for lang in (pair.source, pair.target)},
+                    for lang in languages},
             pitch=max(0, min(100, u.spk.pitch + rng.randint(-4, 4))), seed=u.seed,
         ))
     return jobs
@@ -456,14 +563,15 @@ def phone_inventory(labels: Dict[str, List[str]]) -> Dict[str, int]:
     return {p: i for i, p in enumerate([espeak.SILENCE] + phones)}
 
 
-def _voice_desc(u: Utt, j: SynthJob, pair: LanguagePair) -> str:
+def _voice_desc(u: Utt, j: SynthJob, languages: Sequence[Language]) -> str:
     """utt2voice: ``VOICE[,VOICE] rate=R pitch=P``, the source voice first in code-switched speech."""
-    langs = [pair.source.code, pair.target.code] if u.lang == CS else [u.lang]
+    spoken = {lang for segments in u.sentences for _, lang in segments}
+    langs = [lang.code for lang in languages if lang.code in spoken]
     return ",".join(j.voices[lang][0] for lang in langs) + f" rate={j.voices[langs[0]][1]} pitch={j.pitch}"
 
 
 def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamples: Dict[str, int],
-              labels: Dict[str, List[str]], phone_ids: Dict[str, int], pair: LanguagePair) -> None:
+              labels: Dict[str, List[str]], phone_ids: Dict[str, int], languages: Sequence[Language]) -> None:
     d = DataDir()
     d.utt["wav.scp"] = {j.utt: j.path for j in jobs}
     d.utt["utt2spk"] = {u.utt: u.spk.spk for u in utts}
@@ -475,20 +583,22 @@ def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamp
     d.utt["utt2num_samples"] = {u.utt: str(nsamples[u.utt]) for u in utts}
     d.utt[kaldi_dir.PHONE_ALI] = {u.utt: " ".join(str(phone_ids[p]) for p in labels[u.utt]) for u in utts}
     d.utt[kaldi_dir.LANG_ALI] = {u.utt: " ".join(frame_language(p) for p in labels[u.utt]) for u in utts}
-    d.utt["utt2voice"] = {u.utt: _voice_desc(u, j, pair) for u, j in zip(utts, jobs)}
+    d.utt["utt2voice"] = {u.utt: _voice_desc(u, j, languages) for u, j in zip(utts, jobs)}
     if any(u.text2 is not None for u in utts):
         d.utt["text.2"] = {u.utt: u.text2 for u in utts}
     d.write(out_dir)
 
 
-def write_lm_text(out_dir: str, lm: Dict, pair: LanguagePair) -> None:
-    src, tgt = pair.source.code, pair.target.code
+def write_lm_text(out_dir: str, lm: Dict, pairs: Sequence[LanguagePair]) -> None:
+    """``LANG.txt`` of every language, ``SRC2TGT.tsv`` (source TAB translation) of every pair."""
     os.makedirs(out_dir, exist_ok=True)
-    for lang in (src, tgt):
-        with open(os.path.join(out_dir, f"{lang}.txt"), "w", encoding="utf-8") as f:
-            f.writelines(x + "\n" for x in lm[lang])
-    with open(os.path.join(out_dir, f"{src}2{tgt}.tsv"), "w", encoding="utf-8") as f:
-        f.writelines(f"{a}\t{b}\n" for a, b in lm[f"{src}2{tgt}"])
+    for lang in corpus_languages(pairs):
+        with open(os.path.join(out_dir, f"{lang.code}.txt"), "w", encoding="utf-8") as f:
+            f.writelines(x + "\n" for x in lm[lang.code])
+    for p in pairs:
+        name = f"{p.source.code}2{p.target.code}"
+        with open(os.path.join(out_dir, f"{name}.tsv"), "w", encoding="utf-8") as f:
+            f.writelines(f"{a}\t{b}\n" for a, b in lm[name])
 
 
 def generate(
@@ -501,23 +611,25 @@ def generate(
     sizes: Optional[Dict[str, int]] = None,
     progress: bool = True,
 ) -> Dict:
-    """Make the corpus of language pair ``pair``; returns the statistics also written to
+    """Make the corpus of ``pair``: one language pair (``zh-en``) or several with the same target,
+    comma-separated (``zh-en,es-en,fr-en,de-en``); returns the statistics also written to
     ``out/local/mini_cs_stats.json``. ``sizes`` overrides entries of :func:`preset_sizes`."""
     from tqdm import tqdm
 
-    lp = get_pair(pair)
-    cfg = preset_sizes(preset, lp)
+    pairs = get_pairs(pair)
+    languages = corpus_languages(pairs)
+    cfg = preset_sizes(preset, pairs)
     cfg.update({k: v for k, v in (sizes or {}).items() if v is not None})
     out = os.path.abspath(out)
     wav_dir = os.path.abspath(wav_dir or os.path.join(os.path.dirname(out), "db", "mini_cs", "wav"))
     if not espeak.is_available():
         raise espeak.ESpeakError("eSpeak NG is not available: pip install espeakng-loader")
 
-    sets, lm, info = plan_corpus(lp, seed, cfg)
+    sets, lm, info = plan_corpus(pairs, seed, cfg)
     all_jobs: List[SynthJob] = []
     jobs_of: Dict[str, List[SynthJob]] = {}
-    for name in set_names(lp):
-        jobs_of[name] = synth_jobs(sets[name], wav_dir, lp)
+    for name in set_names(pairs):
+        jobs_of[name] = synth_jobs(sets[name], wav_dir, languages)
         all_jobs.extend(jobs_of[name])
         sd = os.path.join(wav_dir, name)
         if os.path.isdir(sd):  # no stale audio from an earlier, larger run
@@ -546,9 +658,9 @@ def generate(
     stats: Dict = {"preset": preset, "seed": seed, "sizes": cfg, "wav_dir": wav_dir, "nj": nj,
                    "synthesis_seconds": round(synth_s, 1), "sets": {}}
     phone_ids = phone_inventory(labels)
-    kinds = (lp.source.code, lp.target.code, CS)
-    for name in set_names(lp):
-        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples, labels, phone_ids, lp)
+    kinds = [lang.code for lang in languages] + [CS]
+    for name in set_names(pairs):
+        write_set(os.path.join(out, name), sets[name], jobs_of[name], nsamples, labels, phone_ids, languages)
         durs = [nsamples[u.utt] / FS for u in sets[name]]
         stats["sets"][name] = {
             "utterances": len(durs), "hours": round(sum(durs) / 3600, 4),
@@ -556,7 +668,7 @@ def generate(
             "max_dur": round(max(durs), 2),
             "languages": {k: n for k in kinds if (n := sum(1 for u in sets[name] if u.lang == k))},
         }
-    write_lm_text(os.path.join(out, "lm_text"), lm, lp)
+    write_lm_text(os.path.join(out, "lm_text"), lm, pairs)
     stats["lm_text"] = {k: len(v) for k, v in lm.items()}
     stats["total_utterances"] = len(all_jobs)
     stats["total_hours"] = round(sum(nsamples.values()) / FS / 3600, 4)
@@ -574,7 +686,7 @@ def generate(
 def log_summary(stats: Dict, out: str) -> None:
     """Log what :func:`generate` made (``out``: its output directory)."""
     for name, s in stats["sets"].items():
-        logging.info("%-13s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
+        logging.info("%-19s %5d utt %7.3f h  dur %.2f/%.2f/%.2f s  %s", name, s["utterances"],
                      s["hours"], s["min_dur"], s["mean_dur"], s["max_dur"], s["languages"])
     logging.info("lm_text: %s", stats["lm_text"])
     logging.info("phone_ali: %d phones (sil = 0) in %s", stats["num_phones"],

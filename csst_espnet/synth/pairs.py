@@ -6,8 +6,13 @@ said in the target language. The builder (:mod:`csst_espnet.synth.corpus`) knows
 about the languages: their codes, eSpeak voices and speaking rates come from :class:`Language`,
 the sentences from the pair's grammar through :class:`Sentence` and :class:`LanguagePair`.
 
+A corpus is made of one pair or of several with the same target (:func:`get_pairs`): the
+multilingual corpus ``zh-en,es-en,fr-en,de-en`` has speech of four source languages translated into
+English.
+
 To add a pair: write a module with a sentence grammar that defines ``PAIR`` (a
-:class:`LanguagePair`), and add it to :data:`PAIRS`.
+:class:`LanguagePair`; :mod:`csst_espnet.synth.grammar` renders template grammars), and add it to
+:data:`PAIRS`.
 """
 
 import importlib
@@ -52,7 +57,8 @@ class Sentence(Protocol):
 
     def cs_segments(self, rng: random.Random, p_switch: float = 0.6) -> Segments:
         """A code-switched rendition drawn with ``rng``, with runs of both languages: each
-        switchable term in the target language with probability ``p_switch``, at least one."""
+        switchable term (and phrase, where the grammar aligns phrases) in the target language with
+        probability ``p_switch``, at least one."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +70,17 @@ class LanguagePair:
     sentences: Callable[[int], List[Sentence]]
     # written form of language runs
     join_segments: Callable[[Sequence[Tuple[str, str]]], str]
+    # whether its sentences have code-switched renditions (then a corpus has code-switched sets of the pair)
+    code_switch: bool = True
 
-    def language(self, code: str) -> Language:
-        return {self.source.code: self.source, self.target.code: self.target}[code]
 
+# the target language of every pair: American, British and New York voices in training; Scottish and
+# Caribbean accents only for the speakers of held-out voice families
+ENGLISH = Language("en", voices=("en-us", "en", "en-us-nyc", "en-gb-x-rp"), rate=185,
+                   unseen_voices=("en-gb-scotland", "en-029"))
 
 # pair -> module defining PAIR (imported on first use)
-PAIRS = {"zh-en": "csst_espnet.synth.grammar_zh_en"}
+PAIRS = {f"{src}-en": f"csst_espnet.synth.grammar_{src}_en" for src in ("zh", "es", "fr", "de")}
 
 
 def get_pair(name: str) -> LanguagePair:
@@ -78,3 +88,14 @@ def get_pair(name: str) -> LanguagePair:
     if name not in PAIRS:
         raise ValueError(f"unknown language pair {name!r}; available: {', '.join(sorted(PAIRS))}")
     return importlib.import_module(PAIRS[name]).PAIR
+
+
+def get_pairs(spec: str) -> Tuple[LanguagePair, ...]:
+    """The registered pairs of ``spec``, comma-separated (``zh-en,es-en``): the languages of one corpus,
+    so one target language and each source language once; ValueError otherwise."""
+    pairs = tuple(get_pair(name.strip()) for name in spec.split(","))
+    if len({p.target.code for p in pairs}) > 1:
+        raise ValueError(f"the pairs {spec!r} have different target languages")
+    if len({p.source.code for p in pairs}) < len(pairs):
+        raise ValueError(f"the pairs {spec!r} repeat a source language")
+    return pairs

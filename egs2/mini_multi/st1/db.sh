@@ -1,0 +1,1 @@
+../../TEMPLATE/csst1/db.sh
