@@ -6,7 +6,7 @@ made of the given one's utterances repeated to the wanted count, and sample the 
 (VmRSS) of each process tree (the process and its DataLoader workers, summed) every ``interval``
 seconds. Flat memory means: training peaks of epochs 2.. no higher than epoch 1's (plus a margin that
 the caller judges); for each decoding job, the peak of the last quarter of its decoding time (from its
-first written hypothesis to its end) no higher than the peak of the first quarter.
+progress bar appearing, the model loaded, to its end) no higher than the peak of the first quarter.
 """
 
 import os
@@ -148,12 +148,12 @@ def decode_memory(config: str, model: str, data: str, work_dir: str, jobs: int, 
                   interval: float = 0.2) -> Dict:
     """Decode ``data`` with ``jobs`` parallel ``csst_inference`` processes (consecutive key shards);
     per job: peak tree RSS, and growth = peak of the last quarter of its decoding time minus peak of
-    the first quarter (decoding starts when its first hypothesis is written: model loading excluded)."""
+    the first quarter (decoding starts when the job's log shows its progress bar: model loading excluded)."""
     from csst_espnet.recipe.data_ops import split_keys
 
     keys = split_keys(os.path.join(data, "wav.scp"), jobs, os.path.join(work_dir, "keys"))
     results: List[Optional[List[Tuple[float, float]]]] = [None] * jobs
-    first_hyp: List[Optional[float]] = [None] * jobs
+    decode_start: List[Optional[float]] = [None] * jobs
     errors: List[BaseException] = []
 
     def job(j: int) -> None:
@@ -163,11 +163,15 @@ def decode_memory(config: str, model: str, data: str, work_dir: str, jobs: int, 
                "--key_file", keys[j], "--batch_size", str(batch_size), *_data_args("", data)]
 
         def mark(t: float) -> None:
-            if first_hyp[j] is None and os.path.exists(os.path.join(out, "1best_recog", "text")):
-                first_hyp[j] = t
+            if decode_start[j] is None and os.path.exists(log):
+                with open(log, encoding="utf-8", errors="replace") as f:
+                    if "decoding:" in f.read():  # decode_utterances' progress bar: the model is loaded
+                        decode_start[j] = t
+
+        log = os.path.join(work_dir, f"decode.{j + 1}.log")
 
         try:
-            results[j] = _run(cmd, os.path.join(work_dir, f"decode.{j + 1}.log"), interval, mark)
+            results[j] = _run(cmd, log, interval, mark)
         except BaseException as e:  # reported after every job ended
             errors.append(e)
 
@@ -179,7 +183,7 @@ def decode_memory(config: str, model: str, data: str, work_dir: str, jobs: int, 
     if errors:
         raise errors[0]
     out = []
-    for samples, start in zip(results, first_hyp):
+    for samples, start in zip(results, decode_start):
         end = samples[-1][0]
         start = end if start is None else start
         span = (end - start) / 4
