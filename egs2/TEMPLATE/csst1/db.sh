@@ -1,6 +1,7 @@
 # Where the corpora of the recipes are (edit for your site, or set them in the environment).
 # local/data.sh reads these.
 MINI_CS=${MINI_CS:-downloads/mini_cs}    # synthesised locally by egs2/mini_cs/st1/local/data.sh
+MINI_MULTI=${MINI_MULTI:-downloads/mini_multi}  # synthesised locally by egs2/mini_multi/st1/local/data.sh
 NTUML2021=${NTUML2021:-}       # local copy of ky552/ML2021_ASR_ST (parquet shards); empty: egs2/ntuml2021 downloads it by hub name
 FISHER=${FISHER:-}           # LDC2010S01 (Fisher Spanish speech: data/speech/*.sph)
 FISHER_TRANSCRIPTS=${FISHER_TRANSCRIPTS:-}  # LDC2010T04 (Fisher Spanish transcripts: data/transcripts/*.tdf)

@@ -27,8 +27,6 @@ case "${preset}" in
     *) echo "$0: --preset must be tiny, small or demo, got '${preset}'" >&2; exit 1 ;;
 esac
 
-. ./db.sh
-MINI_MULTI=${MINI_MULTI:-downloads/mini_multi}   # where the synthesised audio goes
 export HF_HUB_OFFLINE=1
 
 asr="train_asr_zh train_asr_es train_asr_fr train_asr_de train_asr_en"
@@ -44,7 +42,7 @@ tests="test_cs_zh test_cs_es test_mono_zh test_mono_es test_mono_fr test_mono_de
     --ngpu 0 \
     --nj 2 \
     --inference_nj 2 \
-    --local_data_opts "--preset ${preset} --nj 2 --wav_dir ${MINI_MULTI}/wav" \
+    --local_data_opts "--preset ${preset} --nj 2" \
     --train_sets "${asr} ${st} ${cs}" \
     --phase1_train_sets "${asr}" \
     --phase1_valid_set dev_asr \

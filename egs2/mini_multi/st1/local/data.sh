@@ -19,11 +19,12 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
 
+. ./db.sh
 preset=small  # tiny: 128 utterances (CI); small: 808 utterances, 0.97 h (about 2 min on 2 cores)
 seed=777
 nj=2
 out=data
-wav_dir=db/mini_multi/wav
+wav_dir=${MINI_MULTI}/wav   # db.sh (any path: spaces and non-ASCII are fine)
 pairs=zh-en,es-en,fr-en,de-en
 languages=zh,es,fr,de,en,cs
 
@@ -52,11 +53,11 @@ python="${PYTHON:-python3}"
 
 log "synthesising mini_multi (${pairs}; preset=${preset}, seed=${seed}, nj=${nj}) into ${out}, audio in ${wav_dir}"
 start=$(date +%s)
-${python} -m csst_espnet.bin.synth_corpus --pair "${pairs}" --out "${out}" --seed "${seed}" \
+"${python}" -m csst_espnet.bin.synth_corpus --pair "${pairs}" --out "${out}" --seed "${seed}" \
     --preset "${preset}" --nj "${nj}" --wav_dir "${wav_dir}"
 
 # the sets the generator wrote (its statistics list them)
-mapfile -t sets < <(${python} -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["sets"]))' \
+mapfile -t sets < <("${python}" -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["sets"]))' \
     "${out}/local/mini_cs_stats.json")
-${python} -m csst_espnet.bin.data_dir validate "${sets[@]/#/${out}/}" --languages "${languages}" --fs 16000 >/dev/null
+"${python}" -m csst_espnet.bin.data_dir validate "${sets[@]/#/${out}/}" --languages "${languages}" --fs 16000 >/dev/null
 log "done in $(( $(date +%s) - start )) s; ${#sets[@]} sets, all valid"
