@@ -47,7 +47,7 @@ from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
 from csst_espnet.text.tokenizer import check_llm_tokenizer
 from csst_espnet.train.checkpoint import weights_only_loads
-from csst_espnet.train.trainer import CSSTTrainer
+from csst_espnet.train.trainer import CSSTTrainer, bound_cpu_kernel_cache
 from csst_espnet.utils.config import ComposedConfigParser
 
 DEFAULT_LANGUAGES = ["zh", "en", "es", "cs"]
@@ -112,10 +112,12 @@ class CSSTTask(AbsTask):
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
-        """ESPnet's worker, every ``torch.load`` of it taking weights only (``train/checkpoint.py``);
+        """ESPnet's worker, every ``torch.load`` of it taking weights only (``train/checkpoint.py``), oneDNN's
+        kernel cache bounded (``train/trainer.py``);
         with ``--use_deepspeed true`` ESPnet's DeepSpeed trainer runs instead of
         ``CSSTTrainer`` (ESPnet accepts DeepSpeed only in place of its own ``Trainer``), so a config that
         needs ``CSSTTrainer``'s calls (``deepspeed_problems``) is refused first."""
+        bound_cpu_kernel_cache()
         with weights_only_loads():  # ESPnet's resume, init_param and averaging load weights only
             return cls._main_worker(args)
 
