@@ -119,3 +119,23 @@ def test_llm_code_runs_only_with_trust_remote_code(tmp_path, tiny_llm):
     (model_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ValueError, match="trust_remote_code"):
         HFCausalLM(str(model_dir))
+
+
+@pytest.mark.parametrize("preset", [None, "16"])
+def test_worker_bounds_the_cpu_kernel_cache_unless_the_environment_does(monkeypatch, preset):
+    """ESPnet's worker runs with oneDNN's kernel cache bounded (its growth is the training memory creep,
+    docs/benchmarks.md); a capacity set in the environment wins."""
+    from espnet2.tasks.abs_task import AbsTask
+
+    from csst_espnet.tasks.csst import CSSTTask
+    from csst_espnet.train.trainer import CPU_KERNEL_CACHE
+
+    if preset is None:
+        monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", preset)
+    seen = {}
+    monkeypatch.setattr(AbsTask, "main_worker", classmethod(
+        lambda cls, args: seen.setdefault("capacity", os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))))
+    CSSTTask.main_worker(argparse.Namespace(use_deepspeed=False))
+    assert seen["capacity"] == (preset or str(CPU_KERNEL_CACHE))
