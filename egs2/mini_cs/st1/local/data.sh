@@ -15,7 +15,7 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
 
-. ./db.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../db.sh"  # MINI_CS (also when run from elsewhere)
 preset=demo   # tiny: a few utterances per set (CI); demo: ~2400 utterances, ~1.8 h
 seed=777
 nj=2

@@ -19,7 +19,7 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
 
-. ./db.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../db.sh"  # MINI_MULTI (also when run from elsewhere)
 preset=small  # tiny: 128 utterances (CI); small: 808 utterances, 0.97 h (about 2 min on 2 cores)
 seed=777
 nj=2
