@@ -363,3 +363,42 @@ def test_data_mixture_errors_name_the_bad_key(conf, message):
 
     with pytest.raises(ValueError, match=message):
         MixtureSampler(_labels(), conf, batch_size=4)
+
+
+# --------------------------------------------------------------------------------------------------
+# through csst_train: ESPnet's trainer, checkpoints, --resume, --init_param
+# --------------------------------------------------------------------------------------------------
+
+
+def test_training_run_unfreezes_on_schedule_across_resume_and_phases(tiny_llm, tiny_whisper, tiny_data, tmp_path):
+    from transformers import WhisperModel
+
+    from train_utils import tiny_config, train
+
+    config = tiny_config(tiny_llm, tiny_whisper, tiny_data, max_epoch=1, num_iters_per_epoch=4, batch_size=2,
+                         num_workers=0, train_llm_lora=False,
+                         encoder_unfreeze=[{"step": 2, "layers": "last 1"}, {"step": 5, "layers": "all"}],
+                         data_mixture={"tasks": {"st": 1}, "temperature": 2.0})
+    exp = tmp_path / "phase_a"
+    train(config, exp)
+    train({**config, "max_epoch": 2}, exp, ["--resume", "true"])  # epoch 2 resumes from epoch 1's checkpoint
+    first, second = (torch.load(exp / f"{n}epoch.pth") for n in (1, 2))
+    pretrained = WhisperModel.from_pretrained(tiny_whisper).encoder.state_dict()
+
+    def encoder(state, name):
+        return state[f"encoder.encoder.{name}"]
+
+    assert int(first["encoder_unfreeze.updates"]) == 4 and int(second["encoder_unfreeze.updates"]) == 8
+    assert not torch.equal(encoder(first, "layers.1.fc1.weight"), pretrained["layers.1.fc1.weight"])  # from update 2
+    assert torch.equal(encoder(first, "layers.0.fc1.weight"), pretrained["layers.0.fc1.weight"])  # not before 5
+    assert not torch.equal(encoder(second, "layers.0.fc1.weight"), pretrained["layers.0.fc1.weight"])  # after resume
+    lora_b = [k for k in second if "lora_B" in k]
+    assert lora_b and all(not second[k].any() for k in lora_b)  # train_llm_lora false: as initialised (zero)
+
+    # the next phase starts from phase a (--init_param) and counts its own updates from 0
+    next_exp = tmp_path / "phase_b"
+    train({**config, "num_iters_per_epoch": 1, "encoder_unfreeze": [{"step": 3, "layers": "all"}]}, next_exp,
+          ["--init_param", str(exp / "2epoch.pth")])
+    last = torch.load(next_exp / "1epoch.pth")
+    assert int(last["encoder_unfreeze.updates"]) == 1
+    assert torch.equal(encoder(last, "layers.0.fc1.weight"), encoder(second, "layers.0.fc1.weight"))  # frozen until 3
