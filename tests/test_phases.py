@@ -402,3 +402,13 @@ def test_training_run_unfreezes_on_schedule_across_resume_and_phases(tiny_llm, t
     last = torch.load(next_exp / "1epoch.pth")
     assert int(last["encoder_unfreeze.updates"]) == 1
     assert torch.equal(encoder(last, "layers.0.fc1.weight"), encoder(second, "layers.0.fc1.weight"))  # frozen until 3
+
+
+def test_deepspeed_refuses_encoder_unfreeze():
+    """ESPnet's DeepSpeed trainer never calls on_update: the schedule would never advance."""
+    from csst_espnet.tasks.csst import CSSTTask, deepspeed_problems
+
+    parse = CSSTTask.get_parser().parse_args
+    assert deepspeed_problems(parse([])) == []
+    problems = deepspeed_problems(parse(["--encoder_unfreeze", "[{step: 0, layers: all}]"]))
+    assert len(problems) == 1 and "encoder_unfreeze would never unfreeze" in problems[0]
