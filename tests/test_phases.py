@@ -356,7 +356,9 @@ def test_encoder_unfreeze_needs_a_frozen_encoder_without_lora(tiny_llm, tiny_whi
     ({"temperature": 0}, r"data_mixture\.temperature must be a number > 0"),
     ({"languages": {"zh": -1}}, r"data_mixture\.languages\.zh"),
     ({"languages": {"zh": 1}, "temperature": 2}, r"languages \(fixed shares\) or temperature, not both"),
-    ({"tasks": {"mt": 1}, "languages": {"zh": 1}}, r"data_mixture: no language to draw from"),
+    ({"tasks": {"mt": 1}, "languages": {"zh": 1}}, r"data_mixture\.languages: no utterance of \['zh'\]"),
+    ({"tasks": {"mt": 1}, "languages": {"es": 1, "zh": 1}}, r"data_mixture\.languages: no utterance of \['zh'\]"),
+    ({"tasks": {"st": 1, "mt": 1}, "languages": {"zh": 1}}, r"data_mixture: no language to draw from"),
 ])
 def test_data_mixture_errors_name_the_bad_key(conf, message):
     from csst_espnet.data.mixture import MixtureSampler

@@ -31,12 +31,12 @@ MIXTURE_KEYS = ("tasks", "temperature", "languages")
 
 def language_probabilities(counts: Mapping[str, int], temperature: float = 1.0,
                            shares: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
-    """p_l ∝ n_l^(1/T) over the languages of ``counts`` (n_l > 0), or the normalised ``shares`` of the
-    languages that have data (others: 0)."""
+    """p_l ∝ n_l^(1/T) over the languages of ``counts`` (utterances per language, each > 0), or the
+    normalised ``shares`` of those languages (a language without a share: 0)."""
     if shares is not None:
-        weights = {lang: float(shares.get(lang, 0.0)) if counts[lang] > 0 else 0.0 for lang in counts}
+        weights = {lang: float(shares.get(lang, 0.0)) for lang in counts}
     else:
-        weights = {lang: float(n) ** (1.0 / temperature) if n > 0 else 0.0 for lang, n in counts.items()}
+        weights = {lang: float(n) ** (1.0 / temperature) for lang, n in counts.items()}
     total = sum(weights.values())
     if total <= 0:
         raise ValueError(f"data_mixture: no language to draw from (utterances per language {dict(counts)}, "
@@ -89,6 +89,11 @@ class MixtureSampler(AbsSampler):
             if not isinstance(shares, Mapping) or not shares:
                 raise ValueError(f"data_mixture.languages must be a mapping language -> share, got {shares!r}")
             shares = {lang: _positive(v, f"data_mixture.languages.{lang}") for lang, v in shares.items()}
+            drawn = {lang for task in task_shares for lang in pools[task]}
+            absent = sorted(set(shares) - drawn)
+            if absent:
+                raise ValueError(f"data_mixture.languages: no utterance of {absent} in the tasks drawn "
+                                 f"(they have {sorted(drawn)})")
         total = sum(task_shares.values())
         self.task_probs = {task: share / total for task, share in task_shares.items()}
         self.lang_probs = {
