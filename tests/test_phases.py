@@ -414,3 +414,16 @@ def test_deepspeed_refuses_encoder_unfreeze():
     assert deepspeed_problems(parse([])) == []
     problems = deepspeed_problems(parse(["--encoder_unfreeze", "[{step: 0, layers: all}]"]))
     assert len(problems) == 1 and "encoder_unfreeze would never unfreeze" in problems[0]
+
+
+def test_unfreezable_layers_train_in_float32_beside_a_bfloat16_frozen_encoder(tiny_llm, tiny_whisper):
+    args = _args(tiny_llm, tiny_whisper, "--encoder_conf", "dtype=bfloat16",
+                 "--encoder_unfreeze", "[{step: 0, layers: last 1}]")
+    model = _model(args).to(dtype=torch.float32)  # ESPnet's --train_dtype cast keeps the frozen bf16 weights
+    layers = model.encoder.encoder.layers
+    assert layers[0].fc1.weight.dtype == torch.bfloat16 and not layers[0].fc1.weight.requires_grad
+    assert layers[1].fc1.weight.dtype == torch.float32 and layers[1].fc1.weight.requires_grad
+    before = _snapshot(model)
+    _train(model, _batch(args, _speech_items(2)), 1, torch.optim.AdamW(model.parameters(), lr=0.01))
+    changed = _changed(model, before)
+    assert "encoder.encoder.layers.1.fc1.weight" in changed and not any(n.startswith("encoder.encoder.layers.0.") for n in changed)
