@@ -24,6 +24,10 @@ def _local_overrides(config: dict, tiny_llm: Path, tiny_whisper: Path) -> list:
     args = ["--llm_conf", f"model_name_or_path={tiny_llm}"]
     if config.get("encoder") == "whisper" and "model_name_or_path" in config.get("encoder_conf", {}):
         args += ["--encoder_conf", f"model_name_or_path={tiny_whisper}", "--frontend_conf", "n_mels=80"]
+        if config.get("encoder_unfreeze"):  # layer counts of the real encoder: at most the tiny one's 2
+            schedule = [{**e, "layers": e["layers"] if e["layers"] == "all" else f"last {min(int(e['layers'].split()[1]), 2)}"}
+                        for e in config["encoder_unfreeze"]]
+            args += ["--encoder_unfreeze", yaml.safe_dump(schedule, default_flow_style=True)]
     if config.get("tokenizer"):
         args += ["--tokenizer", str(tiny_llm)]
     return args

@@ -129,8 +129,8 @@ def test_preprocessor_errors_name_the_utterance(tiny_llm):
         pre("spk1-bad", {"speech": wav, "text": "x", "lang": "fr"})
     with pytest.raises(ValueError, match="utterance 'spk1-empty'.*empty target text"):
         pre("spk1-empty", {"speech": wav, "text": "  ", "lang": "zh"})
-    with pytest.raises(ValueError, match="utterance 'spk1-t'.*task label 'mt'"):
-        pre("spk1-t", {"speech": wav, "text": "x", "task": "mt"})
+    with pytest.raises(ValueError, match="utterance 'spk1-t'.*task label 'tts'"):
+        pre("spk1-t", {"speech": wav, "text": "x", "task": "tts"})
 
 
 def test_bf16_backbone_survives_espnet_dtype_cast(tiny_llm):

@@ -26,7 +26,8 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
     freeze: freeze the encoder weights (LoRA adapters still train).
     lora: peft LoRA options, e.g. ``{r: 8, target_modules: [q_proj, v_proj]}``.
     pad_to_30s: pad every batch to Whisper's 3000 frames, as Whisper was trained.
-    num_trainable_layers: with ``freeze``, unfreeze the last N layers (PART's progressive unfreezing).
+    num_trainable_layers: with ``freeze``, unfreeze the last N layers (for the whole run; PART's progressive
+        unfreezing within a phase is the phase config's ``encoder_unfreeze``, ``models/unfreeze.py``).
     attention_window: if > 0, a frame attends only to frames at most this many positions away
         (20 ms each), so what it encodes depends on its neighbourhood, not on the whole utterance.
     dtype: storage dtype of the frozen weights (float32, bfloat16, float16); what trains (unfrozen
@@ -91,6 +92,26 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
         # Weights from a pretrained model come back from model_name_or_path; a from-config
         # encoder has random weights that must be saved.
         self.restores_frozen_from_pretrained = model_name_or_path is not None
+        self.has_lora = lora is not None
+        # Layers that run with autograd (progressive unfreezing, models/unfreeze.py): None, all of them;
+        # k, the last k layers and the final norm (the rest run without autograd: no gradient reaches them).
+        self.trainable_tail: Optional[int] = None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.layers)
+
+    def unfreezable(self, tail: Optional[int]) -> None:
+        """Make what progressive unfreezing trains at most require grad, in float32: the last ``tail``
+        layers and the final norm, or (None) the whole encoder but Whisper's fixed positional table."""
+        enc = self.encoder
+        modules = [enc] if tail is None else [*enc.layers[len(enc.layers) - tail :], enc.layer_norm]
+        for module in modules:
+            for name, p in module.named_parameters():
+                if module is enc and name.startswith("embed_positions."):
+                    continue
+                p.requires_grad_(True)
+                p.data = p.data.to(torch.float32)
 
     def output_size(self) -> int:
         return self.encoder.config.d_model
@@ -106,6 +127,28 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
         feats = torch.nn.functional.pad(xs_pad, (0, 0, 0, frames - xs_pad.size(1))).transpose(1, 2)
         feats = feats.to(enc.conv1.weight.dtype)  # (B, n_mels, T)
 
+        tail = self.trainable_tail
+        held = len(enc.layers) if tail is None else len(enc.layers) - tail  # layers before the trainable tail
+        with torch.set_grad_enabled(torch.is_grad_enabled() and tail is None):  # the stem trains with 'all' only
+            hidden, olens, hidden_keys = self._stem(feats, ilens)
+        masks = {}  # per dtype: layers may differ (frozen ones in ``dtype``, trained ones in float32)
+        for i, layer in enumerate(enc.layers):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (tail is None or i >= held)):
+                dtype = layer.fc1.weight.dtype
+                if hidden_keys is not None and dtype not in masks:
+                    masks[dtype] = torch.zeros(hidden_keys.shape, dtype=dtype, device=hidden.device).masked_fill(
+                        hidden_keys, torch.finfo(dtype).min)
+                hidden = layer(hidden.to(dtype), masks.get(dtype))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and tail != 0):
+            hidden = enc.layer_norm(hidden.to(enc.layer_norm.weight.dtype))
+        return hidden[:, : int(olens.max())].float(), olens, None
+
+    def _stem(
+        self, feats: torch.Tensor, ilens: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Log-mel (B, n_mels, T) -> input of the first layer (B, T', d_model), its lengths, and the
+        attention's hidden keys (B or 1, 1, T' or 1, T') (None: every key visible)."""
+        enc = self.encoder
         hidden = torch.nn.functional.gelu(enc.conv1(feats))  # (B, d_model, T)
         # Zero conv1 outputs past each length so conv2 sees what it sees for the utterance alone.
         in_pad = make_pad_mask(ilens, maxlen=hidden.size(2)).to(hidden.device)
@@ -125,12 +168,4 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
             pos = torch.arange(hidden.size(1), device=hidden.device)
             far = ((pos[:, None] - pos[None, :]).abs() > self.attention_window)[None, None]  # (1, 1, T', T')
             hidden_keys = far if hidden_keys is None else hidden_keys | far
-        masks = {}  # per dtype: layers may differ (frozen ones in ``dtype``, trained ones in float32)
-        for layer in enc.layers:
-            dtype = layer.fc1.weight.dtype
-            if hidden_keys is not None and dtype not in masks:
-                masks[dtype] = torch.zeros(hidden_keys.shape, dtype=dtype, device=hidden.device).masked_fill(
-                    hidden_keys, torch.finfo(dtype).min)
-            hidden = layer(hidden.to(dtype), masks.get(dtype))
-        hidden = enc.layer_norm(hidden.to(enc.layer_norm.weight.dtype))
-        return hidden[:, : int(olens.max())].float(), olens, None
+        return hidden, olens, hidden_keys

@@ -74,7 +74,7 @@ class SourceCTCLoss(AbsAuxLoss):
         vocab = inputs.token_embeddings.size(0)
         if labels.numel() and int(labels.max()) >= vocab:
             raise ValueError(f"src_ctc: token id {int(labels.max())} in src_text, but the LLM has {vocab} tokens")
-        keep = label_lens > 0
+        keep = (label_lens > 0) & (inputs.speech_embed_lens.to(label_lens.device) > 0)  # text-only rows: no speech
         if not bool(keep.any()):
             # zero, but connected to every parameter it would train (DDP expects a gradient for each)
             zero = (inputs.speech_embeds.sum() + self.blank.sum() + self.log_scale) * 0.0

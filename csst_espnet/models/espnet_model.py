@@ -23,6 +23,7 @@ from csst_espnet.losses.abs_aux_loss import AuxLossInputs
 from csst_espnet.losses.frame_phone import frame_targets
 from csst_espnet.losses.routing import CODE_SWITCH
 from csst_espnet.models.frozen_state import exclude_frozen_pretrained
+from csst_espnet.models.unfreeze import EncoderUnfreeze
 from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.text.prompt import SPEECH_SLOT
 
@@ -48,6 +49,11 @@ class ESPnetCSSTModel(AbsESPnetModel):
         run, so a step costs about 60 % of a full one. The trainer (``CSSTTrainer``) calls
         ``set_epoch``; validation always runs the whole model.
     ignore_id: padding value of target token ids.
+    encoder_unfreeze: the phase's progressive unfreezing of the encoder (``models/unfreeze.py``; built by
+        the task from the config key ``encoder_unfreeze``), None: the encoder trains as built.
+
+    Utterances without speech (``speech_lengths`` 0: text translation, task ``mt``, whose source text is
+    in the prompt) go through the LLM alone; the speech side runs on the others (``encode_frames``).
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class ESPnetCSSTModel(AbsESPnetModel):
         speech_warmup_epochs: int = 0,
         ignore_id: int = -1,
         extract_feats_in_collect_stats: bool = False,
+        encoder_unfreeze: Optional[EncoderUnfreeze] = None,
     ):
         super().__init__()
         if projector.output_size() != llm.hidden_size:
@@ -91,7 +98,20 @@ class ESPnetCSSTModel(AbsESPnetModel):
             if needing:
                 raise ValueError(f"speech_warmup_epochs: the auxiliary losses {needing} read the LLM's outputs, "
                                  "which the warm-up epochs do not compute")
+        self.encoder_unfreeze = encoder_unfreeze
         exclude_frozen_pretrained(self)
+        self._register_load_state_dict_pre_hook(self._drop_foreign_unfreeze_state)
+
+    def _drop_foreign_unfreeze_state(self, state_dict, prefix, *args) -> None:
+        """A model without an unfreezing schedule ignores the update count of a previous phase's."""
+        if self.encoder_unfreeze is None:
+            state_dict.pop(prefix + "encoder_unfreeze.updates", None)
+
+    def start_phase(self) -> None:
+        """Start of a training run (``CSSTTrainer``, before ESPnet's resume restores a checkpoint): the
+        phase's update count starts from 0, whatever the ``--init_param`` model's was."""
+        if self.encoder_unfreeze is not None:
+            self.encoder_unfreeze.reset()
 
     def set_epoch(self, epoch: int) -> None:
         """Start of training epoch ``epoch`` (1-based): speech side only while it is a warm-up epoch."""
@@ -101,11 +121,30 @@ class ESPnetCSSTModel(AbsESPnetModel):
         """After each optimiser update (``CSSTTrainer``): the hooks' schedules (e.g. the transition's λ) advance."""
         for hook in self.aux_losses.values():
             hook.on_update()
+        if self.encoder_unfreeze is not None:
+            self.encoder_unfreeze.on_update()
         self.projector.on_update()  # the MoE projector's router-collapse check
 
     # ------------------------------------------------------------------ speech side
     def encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Waveform (B, S) -> encoder output (B, T, D), lengths (B,)."""
+        """Waveform (B, S) -> encoder output (B, T, D), lengths (B,); rows without speech (length 0) are
+        not encoded: zero frames."""
+        if self.encoder_unfreeze is not None:
+            self.encoder.trainable_tail = self.encoder_unfreeze.tail()
+        with_speech = speech_lengths > 0
+        if bool(with_speech.all()):
+            return self._encode_frames(speech, speech_lengths)
+        batch = speech.size(0)
+        rows = with_speech.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return speech.new_zeros(batch, 0, self.encoder.output_size()), speech_lengths.new_zeros(batch)
+        lengths = speech_lengths[rows]
+        enc, enc_lengths = self._encode_frames(speech[rows, : int(lengths.max())], lengths)
+        out = enc.new_zeros(batch, *enc.shape[1:]).index_copy(0, rows.to(enc.device), enc)
+        out_lengths = enc_lengths.new_zeros(batch).index_copy(0, rows.to(enc_lengths.device), enc_lengths)
+        return out, out_lengths
+
+    def _encode_frames(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)

@@ -8,7 +8,9 @@ from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 
 
 def zero_padding(xs: torch.Tensor, xs_lens: torch.Tensor) -> torch.Tensor:
-    """Zero the frames of ``xs`` (B, T, D) beyond each utterance's length."""
+    """Zero the frames of ``xs`` (B, T, D) beyond each utterance's length (T may be 0: a batch without speech)."""
+    if xs.size(1) == 0:
+        return xs
     return xs.masked_fill(make_pad_mask(xs_lens, maxlen=xs.size(1)).to(xs.device).unsqueeze(-1), 0.0)
 
 

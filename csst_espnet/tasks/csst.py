@@ -24,27 +24,35 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from espnet2.asr.frontend.default import DefaultFrontend
 from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.asr.specaug.specaug import SpecAug
+from espnet2.iterators.abs_iter_factory import AbsIterFactory
+from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
-from espnet2.tasks.abs_task import AbsTask
+from espnet2.tasks.abs_task import AbsTask, IteratorOptions
+from espnet2.train.dataset import ESPnetDataset
+from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
-from csst_espnet.data.collate import PadCollate
+from csst_espnet.data.collate import MissingAsEmpty, PadCollate
+from csst_espnet.data.kaldi_dir import read_table
+from csst_espnet.data.mixture import MixtureSampler, mixture_labels
 from csst_espnet.encoder.whisper import HFWhisperEncoder
 from csst_espnet.frontend.whisper import WhisperLogMel
 from csst_espnet.llm import text_lm
 from csst_espnet.llm.hf_causal_lm import HFCausalLM
 from csst_espnet.losses.registry import build_aux_losses
 from csst_espnet.models.espnet_model import ESPnetCSSTModel
-from csst_espnet.models.frozen_state import copy_sharing_frozen
+from csst_espnet.models.frozen_state import copy_sharing_frozen, is_adapter
+from csst_espnet.models.unfreeze import EncoderUnfreeze, parse_schedule
 from csst_espnet.projector.abs_projector import AbsProjector
 from csst_espnet.projector.linear import MLPProjector
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.text.preprocessor import build_preprocessor
+from csst_espnet.text.prompt import TEXT_TASKS
 from csst_espnet.text.tokenizer import check_llm_tokenizer
 from csst_espnet.train.checkpoint import weights_only_loads
 from csst_espnet.train.trainer import CSSTTrainer, bound_cpu_kernel_cache
@@ -189,6 +197,31 @@ class CSSTTask(AbsTask):
             "and counted) or stop the run",
         )
 
+        group = parser.add_argument_group(description="Phase related (docs/architecture.md §3)")
+        group.add_argument(
+            "--encoder_unfreeze",
+            type=yaml_value,
+            default=[],
+            help="Progressive unfreezing of a frozen Whisper encoder within this phase, counted in optimiser "
+            "updates, e.g. '[{step: 0, layers: last 8}, {step: 2000, layers: all}]'; empty: the encoder trains "
+            "as encoder_conf says",
+        )
+        group.add_argument(
+            "--train_llm_lora",
+            type=str2bool,
+            default=True,
+            help="Train the LLM's LoRA adapters (llm_conf.lora) in this phase; false: they stay as loaded "
+            "(zero-initialised adapters: the LLM as without LoRA)",
+        )
+        group.add_argument(
+            "--data_mixture",
+            type=yaml_value,
+            default={},
+            help="Training batches drawn by task shares and temperature language sampling "
+            "(csst_espnet/data/mixture.py), e.g. '{tasks: {asr: 0.7, st: 0.3}, temperature: 5}': batch_size "
+            "utterances a batch; empty: ESPnet's batch sampler (batch_type)",
+        )
+
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True, help="Apply preprocessing")
         group.add_argument(
@@ -226,7 +259,61 @@ class CSSTTask(AbsTask):
     def build_collate_fn(
         cls, args: argparse.Namespace, train: bool
     ) -> Callable[[Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
-        return PadCollate(float_pad_value=0.0, int_pad_value=-1)
+        return PadCollate(float_pad_value=0.0, int_pad_value=-1, optional={"speech": np.float32})
+
+    @classmethod
+    def build_dataset(
+        cls, args: argparse.Namespace, iter_options: IteratorOptions, keys_to_load=None
+    ) -> ESPnetDataset:
+        """ESPnet's dataset, where an utterance missing from ``wav.scp`` reads as no speech (a text
+        translation example; the preprocessor refuses it for other tasks)."""
+        dataset = super().build_dataset(args, iter_options, keys_to_load)
+        if isinstance(dataset, ESPnetDataset) and dataset.has_name("speech"):
+            dataset.loader_dict["speech"] = MissingAsEmpty(dataset.loader_dict["speech"])
+        return dataset
+
+    @classmethod
+    def build_iter_factory(
+        cls, args: argparse.Namespace, distributed_option: DistributedOption, mode: str, kwargs: Optional[dict] = None
+    ) -> AbsIterFactory:
+        """ESPnet's iterators, except training batches under ``--data_mixture`` (``build_mixture_iter_factory``)."""
+        if mode != "train" or not getattr(args, "data_mixture", None):
+            return super().build_iter_factory(args, distributed_option, mode, kwargs)
+        iter_options = cls.build_iter_options(args, distributed_option, mode)
+        for key, value in (kwargs or {}).items():
+            setattr(iter_options, key, value)
+        return cls.build_mixture_iter_factory(args, iter_options)
+
+    @classmethod
+    def build_mixture_iter_factory(cls, args: argparse.Namespace, iter_options: IteratorOptions) -> AbsIterFactory:
+        """Batches of ``batch_size`` utterances drawn as ``--data_mixture`` says (``data/mixture.py``), from
+        every utterance of the ``text`` file, labelled by the ``task`` and ``lang`` files (defaults:
+        ``--preprocessor_conf``). ESPnet's ``SequenceIterFactory`` serves them (rounds seeded by
+        ``--seed``, cut into epochs of ``--num_iters_per_epoch``)."""
+        files = {name: path for path, name, _ in iter_options.data_path_and_name_and_type}
+        tables = {name: read_table(files[name]) if name in files else None for name in ("text", "task", "lang")}
+        conf = args.preprocessor_conf or {}
+        labels = mixture_labels(list(tables["text"]), tables["task"], tables["lang"],
+                                conf.get("default_task", "st"), conf.get("default_lang", "cs"))
+        rank, world_size = 0, 1
+        if iter_options.distributed:
+            rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        sampler = MixtureSampler(labels, args.data_mixture, iter_options.batch_size, rank=rank, world_size=world_size)
+        text_only = [task for task in sampler.task_probs if task in TEXT_TASKS]
+        if text_only and iter_options.distributed and not args.unused_parameters:
+            raise ValueError(f"data_mixture draws text-only examples ({text_only}) under data-parallel training: a "
+                             "batch without speech leaves the speech side without gradient; set --unused_parameters true")
+        logging.info(f"[train] data mixture: {sampler}")
+        return SequenceIterFactory(
+            dataset=cls.build_dataset(args, iter_options, set(labels)),
+            batches=sampler,
+            seed=args.seed,
+            num_iters_per_epoch=iter_options.num_iters_per_epoch,
+            shuffle=True,
+            num_workers=args.num_workers,
+            collate_fn=iter_options.collate_fn,
+            pin_memory=args.ngpu > 0,
+        )
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
@@ -301,6 +388,11 @@ class CSSTTask(AbsTask):
         projector = projector_choices.get_class(args.projector)(
             input_size=encoder.output_size(), output_size=llm.hidden_size, **args.projector_conf
         )
+        encoder_unfreeze = cls.build_encoder_unfreeze(args, encoder)
+        if not getattr(args, "train_llm_lora", True):
+            for name, p in llm.named_parameters():
+                if is_adapter(name):
+                    p.requires_grad_(False)
         aux_losses, aux_weights = build_aux_losses(
             args.aux_losses,
             projector,
@@ -321,8 +413,29 @@ class CSSTTask(AbsTask):
             languages=args.languages,
             aux_losses=aux_losses,
             aux_loss_weights=aux_weights,
+            encoder_unfreeze=encoder_unfreeze,
             **args.model_conf,
         )
+
+    @classmethod
+    def build_encoder_unfreeze(cls, args: argparse.Namespace, encoder: torch.nn.Module) -> Optional[EncoderUnfreeze]:
+        """The schedule of ``--encoder_unfreeze`` (None when empty); what it ever unfreezes requires grad
+        from now on (``models/unfreeze.py``). Errors name the key."""
+        spec = getattr(args, "encoder_unfreeze", None) or []
+        if not spec:
+            return None
+        if not hasattr(encoder, "unfreezable"):
+            raise ValueError(f"encoder_unfreeze: the encoder '{args.encoder}' has no layer-wise unfreezing "
+                             "(encoder: whisper has)")
+        if not (args.encoder_conf or {}).get("freeze", True) or (args.encoder_conf or {}).get("num_trainable_layers"):
+            raise ValueError("encoder_unfreeze needs a frozen encoder (encoder_conf.freeze: true, no "
+                             "num_trainable_layers): the schedule says which layers train when")
+        if encoder.has_lora:
+            raise ValueError("encoder_unfreeze with encoder_conf.lora: the adapters of layers not yet unfrozen "
+                             "would get no gradient; use one or the other")
+        schedule = parse_schedule(spec, encoder.num_layers)
+        encoder.unfreezable(schedule[-1][1])
+        return EncoderUnfreeze(schedule)
 
     @classmethod
     def build_backbone(cls, args: argparse.Namespace, input_size: int) -> Dict[str, torch.nn.Module]:
@@ -427,10 +540,12 @@ class CSSTTask(AbsTask):
 def deepspeed_problems(args: argparse.Namespace) -> List[str]:
     """What a config needs of ``CSSTTrainer`` that ESPnet's DeepSpeed trainer does not do: it never
     tells the model the epoch (``set_epoch``: speech warm-up epochs) nor each optimiser update
-    (``on_update``: the transition's mixture λ ramp)."""
+    (``on_update``: the transition's mixture λ ramp, the encoder's unfreezing)."""
     problems = []
     if int((args.model_conf or {}).get("speech_warmup_epochs", 0) or 0) > 0:
         problems.append("does not tell the model the epoch: model_conf.speech_warmup_epochs must be 0")
+    if getattr(args, "encoder_unfreeze", None):
+        problems.append("does not count optimiser updates: encoder_unfreeze would never unfreeze")
     for spec in args.aux_losses or []:
         if spec.get("name") == "transition" and (spec.get("conf") or {}).get("mode", "mixture") == "mixture":
             problems.append("does not count optimiser updates: the transition's mixture λ would never rise "

@@ -1,6 +1,7 @@
 """Turns one utterance's raw data (ESPnet dataset output) into model inputs.
 
-In: ``speech`` (samples), ``text`` (target string), optional ``lang`` / ``task`` strings,
+In: ``speech`` (samples; absent or empty for a text translation example, task ``mt``, whose
+``src_text`` goes into the prompt in the speech's place), ``text`` (target string), optional ``lang`` / ``task`` strings,
 ``src_text`` (source transcript), ``phone_ali`` (frame phone ids, passed on as int64) and ``lang_ali``
 (a language code per 10 ms frame, ``-`` unlabelled). Out: ``speech`` float32, ``text`` target token
 ids ending in EOS, ``src_text`` transcript token ids (no EOS), ``prompt`` token ids rendered by
@@ -14,7 +15,7 @@ import numpy as np
 
 from csst_espnet.data.augment import Augmenter
 from csst_espnet.data.kaldi_dir import CODE_SWITCH, UNLABELLED_FRAME
-from csst_espnet.text.prompt import TASKS, PromptTemplate
+from csst_espnet.text.prompt import TASKS, TEXT_TASKS, PromptTemplate
 
 
 class CSSTPreprocessor:
@@ -50,16 +51,23 @@ class CSSTPreprocessor:
         lang = self._label(uid, data, "lang", self.default_lang, self.languages)
         task = self._label(uid, data, "task", self.default_task, TASKS)
         out = {
-            "prompt": np.asarray(self.template.ids(task, lang), dtype=np.int64),
             "lang": np.asarray([self.languages.index(lang)], dtype=np.int64),
             "task": np.asarray([TASKS.index(task)], dtype=np.int64),
         }
-        if "speech" in data:
+        if task in TEXT_TASKS:  # the source text in the speech's place; no speech
+            source = str(data.get("src_text") or "").strip()
+            if not source:
+                raise ValueError(f"utterance '{uid}': task {task} (text translation) needs its source text in src_text")
+            out["prompt"] = np.asarray(self.template.around(task, lang, self.template.text_ids(source)), dtype=np.int64)
+        else:
+            out["prompt"] = np.asarray(self.template.ids(task, lang), dtype=np.int64)
+        if "speech" in data and task not in TEXT_TASKS:
             speech = np.asarray(data["speech"])
             if speech.ndim != 1:
                 raise ValueError(f"utterance '{uid}': expected mono audio, got shape {speech.shape}")
             if speech.size == 0:
-                raise ValueError(f"utterance '{uid}': empty audio")
+                raise ValueError(f"utterance '{uid}': empty or missing audio (only text translation, task mt, "
+                                 "has none)")
             out["speech"] = speech.astype(np.float32)
             if self.augment is not None:
                 out["speech"] = self.augment(out["speech"])

@@ -1,8 +1,9 @@
 """The one place where prompts are rendered, for training and decoding alike.
 
 The LLM input is ``[prompt][speech embeddings][target]``. The prompt is a function of the
-utterance's task (``asr`` or ``st``), its source language and the target language only, so a
-model decodes with exactly the prompt it was trained with.
+utterance's task (``asr``, ``st``, or ``mt``: text translation), its source language and the target
+language only, so a model decodes with exactly the prompt it was trained with. A text translation
+example has no speech: its source text takes the speech's place (:meth:`PromptTemplate.around`).
 
 With a chat template the speech belongs to the user turn: the prompt's token ids hold
 :data:`SPEECH_SLOT` where the speech embeddings go (after the instruction, before the end of the
@@ -12,7 +13,8 @@ user turn and the assistant header), and the model puts them there
 
 from typing import Dict, List, Optional
 
-TASKS = ("asr", "st")
+TASKS = ("asr", "st", "mt")  # mt: text translation, the source text in place of the speech
+TEXT_TASKS = ("mt",)  # tasks whose examples have no speech
 SPEECH_SLOT = -2  # prompt token id standing for the speech embeddings (never a vocabulary id; padding is -1)
 SPEECH_TEXT = "<speech>"  # what the slot looks like in PromptTemplate.text
 
@@ -26,6 +28,7 @@ LANGUAGE_NAMES = {
 DEFAULT_INSTRUCTIONS = {
     "asr": "Transcribe the speech.",
     "st": "Translate the speech into {tgt_lang}.",
+    "mt": "Translate the text into {tgt_lang}.",
 }
 
 

@@ -4,7 +4,7 @@ The model's speech-side warm-up (``model_conf.speech_warmup_epochs``) depends on
 epoch comes from ESPnet's reporter, which ``--resume`` restores, so a resumed run continues the
 schedule where it stopped.
 
-Loss schedules (the transition's λ) count optimiser updates: the model's ``on_update`` runs after
+Loss schedules (the transition's λ) and the encoder's progressive unfreezing count optimiser updates: the model's ``on_update`` runs after
 each step the optimiser takes — once per ``accum_grad`` micro-batches, never for a step ESPnet skips
 on a non-finite gradient, never in validation. Every data-parallel rank takes the same steps, so the
 count is the same on all of them; the hooks keep it in the state dict, so ``--resume`` restores it.
@@ -61,7 +61,10 @@ class CSSTTrainer(Trainer):
 
     @classmethod
     def run(cls, *args, **kwargs) -> None:
-        """ESPnet's training loop, every ``torch.save`` of it atomic."""
+        """ESPnet's training loop, every ``torch.save`` of it atomic. The phase's update count starts at 0
+        (``start_phase``) before ESPnet's ``--resume`` restores a checkpoint's."""
+        model = kwargs["model"] if "model" in kwargs else args[0]
+        model.start_phase()
         with atomic_saves():
             super().run(*args, **kwargs)
 
@@ -81,6 +84,9 @@ class CSSTTrainer(Trainer):
                 f"epoch {epoch}: speech-side warm-up ({epoch} of {core.speech_warmup_epochs}); the LLM is not run, "
                 f"the encoder and projector learn from {list(core.aux_losses)}"
             )
+        if core.encoder_unfreeze is not None and distributed_option.distributed and not options.unused_parameters:
+            raise ValueError("encoder_unfreeze with data-parallel training needs --unused_parameters true: the encoder "
+                             "layers not yet unfrozen get no gradient")
         # The task has one optimiser (CSSTTask.num_optimizers); its step hook runs only for updates taken
         # (GradScaler.step skips optimizer.step on inf / NaN gradients).
         (optimizer,) = optimizers
