@@ -137,6 +137,15 @@ def test_stage4_stops_with_a_report_naming_the_utterances(tmp_path):
     assert not (recipe / "dump" / "raw" / "train_phase1").exists()  # nothing after the failure
 
 
+def test_several_source_languages_make_the_allowed_labels(tmp_path):
+    recipe = make_recipe(tmp_path)  # its train set has an utterance labelled fr
+    r = bash("./csst.sh", recipe, *STAGE4, "--lang_pair", "zh,fr-en")
+    assert r.returncode == 1 and "labels in zh,fr,en,cs" in r.stderr
+    assert "unknown_language" not in r.stderr and "spk1-u1: empty_text" in r.stderr
+    r = bash("./csst.sh", recipe, *STAGE4, "--lang_pair", "zh,-en")
+    assert r.returncode == 2 and "--lang_pair must be SRC-TGT or SRC,SRC,...-TGT" in r.stderr
+
+
 def test_stage4_drop_invalid_writes_the_dropped_list(tmp_path):
     recipe = make_recipe(tmp_path)
     r = bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true")

@@ -46,7 +46,7 @@ drop_invalid=false    # stage 4: drop invalid utterances (listed in dropped.txt)
 max_encoder_dur=      # stage 4: audio longer than the encoder takes is invalid (seconds; Whisper: 30; empty: no check)
 max_target_tokens=    # stage 5: a target text longer than this many tokens is invalid (empty: no check)
 target_tokenizer=     # the tokenizer counting them (default: the stage-5 tokenizer; needed with --token_type pretrained)
-lang_pair=zh-en       # source-target; the source is also the code-switch partner of the target
+lang_pair=zh-en       # source-target (several sources: zh,es,fr-en); a source is also the code-switch partner of the target
 languages=            # utt2lang labels allowed (default: source,target,cs)
 
 # Tokenizer and LLM text stage
@@ -127,7 +127,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --local_data_opts "...", --speed_perturb_factors "0.9 1.0 1.1", --speed_perturb_sets "...",
   --fs HZ, --min_wav_duration S, --max_wav_duration S, --drop_invalid true|false,
   --max_encoder_dur S, --max_target_tokens N, --target_tokenizer DIR|NAME,
-  --lang_pair SRC-TGT, --languages "zh,en,cs",
+  --lang_pair SRC-TGT|SRC,SRC-TGT, --languages "zh,en,cs",
   --token_type sentencepiece|pretrained, --tokenizer_dir DIR, --nbpe N,
   --tokenizer_text "[LANG:]FILE ...", --tokenizer_pairs "TSV ...", --tokenizer_args "...",
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...", --text_lm_oracle true|false,
@@ -166,12 +166,12 @@ cuda_cmd=${cuda_cmd:-"${train_cmd}"}
 decode_cmd=${decode_cmd:-"${train_cmd}"}
 
 # ------------------------------------------------------------------------------------ derived
-src_lang=${lang_pair%%-*}
+src_langs=${lang_pair%-*}   # one source or several, comma separated
 tgt_lang=${lang_pair##*-}
-if [ -z "${src_lang}" ] || [ -z "${tgt_lang}" ] || [ "${lang_pair}" = "${src_lang}" ]; then
-    log "--lang_pair must be SRC-TGT, got '${lang_pair}'"; exit 2
+if [[ ! "${lang_pair}" =~ ^[a-z]+(,[a-z]+)*-[a-z]+$ ]]; then
+    log "--lang_pair must be SRC-TGT or SRC,SRC,...-TGT (e.g. zh-en, zh,es,fr-en), got '${lang_pair}'"; exit 2
 fi
-languages=${languages:-${src_lang},${tgt_lang},cs}
+languages=${languages:-${src_langs},${tgt_lang},cs}
 phase1_train_sets=${phase1_train_sets:-${train_sets}}
 phase2_train_sets=${phase2_train_sets:-${train_sets}}
 phase3_train_sets=${phase3_train_sets:-${train_sets}}

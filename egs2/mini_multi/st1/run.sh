@@ -34,11 +34,8 @@ st="train_st_zh train_st_es train_st_fr train_st_de"
 cs="train_cs_zh train_cs_es"
 tests="test_cs_zh test_cs_es test_mono_zh test_mono_es test_mono_fr test_mono_de"
 
-# csst.sh takes one --lang_pair (SRC-TGT): it gives the target language (en); the source languages are
-# those of --languages
 ./csst.sh \
-    --lang_pair zh-en \
-    --languages zh,es,fr,de,en,cs \
+    --lang_pair zh,es,fr,de-en \
     --ngpu 0 \
     --nj 2 \
     --inference_nj 2 \
