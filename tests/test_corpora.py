@@ -315,13 +315,14 @@ def write_covost2(root: Path, missing_clip: bool = False):
     return cv, covost, fleurs
 
 
-def test_covost2_stage1_writes_the_x_en_sets_asr_copies_and_fleurs(tmp_path):
+def test_covost2_stages_1_to_4_write_the_x_en_sets_asr_copies_and_fleurs(tmp_path, monkeypatch):
     cv, covost, fleurs = write_covost2(tmp_path / "raw")
     recipe = copy_recipe(tmp_path, "covost2")
-    r = subprocess.run(["bash", "local/data.sh", "--locales", "fr,zh-CN"], cwd=recipe, capture_output=True, text=True,
-                       env=dict(os.environ, PYTHON=sys.executable, COMMON_VOICE=str(cv), COVOST2=str(covost),
-                                FLEURS=str(fleurs), PYTHONWARNINGS="ignore"))
+    r = subprocess.run(["./run.sh", "--locales", "fr,zh-CN", "--stop_stage", "4"], cwd=recipe, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHON=sys.executable, COMMON_VOICE=str(cv),
+                                           COVOST2=str(covost), FLEURS=str(fleurs), PYTHONWARNINGS="ignore"))
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "labels in fr,zh,en,cs" in r.stderr  # --lang_pair fr,zh-en
     data = recipe / "data"
     spk = "fr" + ("aa11" + "0" * 40)[:16]  # the language and the first 16 characters of client_id
     assert lines(data / "train_fr" / "text") == [f'{spk}-c1 He said "hello".', f"{spk}-c2 The pupil learns."]
@@ -336,10 +337,13 @@ def test_covost2_stage1_writes_the_x_en_sets_asr_copies_and_fleurs(tmp_path):
     asr = kd.DataDir.read(str(data / "train_asr"))
     assert sorted(asr.utt["text"].values()) == sorted(["Il a dit \"bonjour\".", "L'élève apprend.", "这个模型很大。"])
     assert set(asr.utt["utt2task"].values()) == {"asr"}
-    for name in ("train_fr", "dev_fr", "test_fr", "train_zh", "dev_zh", "test_zh", "fleurs_test_fr", "fleurs_test_zh",
-                 "train_asr"):
-        res = kd.validate(str(data / name), languages=("fr", "zh", "en"), progress=False)
+    assert sorted(kd.read_table(str(data / "dev" / "utt2lang")).values()) == ["fr", "zh"]
+    monkeypatch.chdir(recipe)  # wav.scp paths are relative to the recipe
+    for name in ("train_fr", "test_fr", "train_zh", "test_zh", "fleurs_test_fr", "fleurs_test_zh", "train_asr", "dev",
+                 "dev_asr", "train_phase3"):  # formatted (MP3 at 48 kHz -> 16 kHz wav) and validated
+        res = kd.validate(str(recipe / "dump" / "raw" / name), fs=16000, languages=("fr", "zh", "en"), progress=False)
         assert res.ok, res.report()
+    assert len(kd.read_table(str(recipe / "dump" / "raw" / "train_phase3" / "wav.scp"))) == 6  # 3 ASR + 3 ST
 
 
 def test_covost2_errors_name_the_line(tmp_path, caplog):

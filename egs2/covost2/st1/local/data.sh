@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage 1 of CoVoST 2: Common Voice + the CoVoST 2 translation TSVs -> data/{train,dev,test}_<lang> (X->en ST,
-# src_text the transcript), data/train_asr (every language's training transcripts: ASR), and with FLEURS
-# data/fleurs_test_<lang> (python -m csst_espnet.bin.prepare_corpus covost2; the layout read:
+# src_text the transcript), data/train_asr (every language's training transcripts: ASR), data/dev (every
+# language's dev set), and with FLEURS data/fleurs_test_<lang> (python -m csst_espnet.bin.prepare_corpus covost2; the layout read:
 # csst_espnet/corpora/covost2.py).
 #
 # Usage: local/data.sh [--locales fr,de,es,zh-CN] [--allow_missing true|false]
@@ -32,3 +32,6 @@ for d in data/train_*; do
     dirs+=("${d}_asr")
 done
 "${PYTHON}" -m csst_espnet.bin.data_dir combine data/train_asr "${dirs[@]}"
+dirs=(data/dev_*)
+echo "$0: ${dirs[*]} -> data/dev" >&2
+"${PYTHON}" -m csst_espnet.bin.data_dir combine data/dev "${dirs[@]}"
