@@ -53,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows = [table.load_row(args.rows_dir, n, args.conf_dir) for n in names]
         t = table.Table(rows=rows, seeds=seeds, test_sets=args.test_sets.split(), tgt_lang=args.tgt_lang,
                         run=shlex.split(args.run), expdir=args.expdir, data_dir=args.data_dir,
-                        reference=args.reference, n_samples=args.n_samples, decode=not args.no_decode)
+                        reference=args.reference, n_samples=args.n_samples, redecode=not args.no_decode)
         result = t.build(log=lambda msg: print(f"make_table: {msg}", file=sys.stderr, flush=True))
     except (table.TableError, ValueError, FileNotFoundError) as e:
         print(f"make_table: {e}", file=sys.stderr)

@@ -185,7 +185,7 @@ class Table:
     data_dir: str = "dump/raw"
     reference: str = "full"
     n_samples: int = N_SAMPLES
-    decode: bool = True            # decode every row and seed again (cost measured in this run)
+    redecode: bool = True          # decode every row and seed again (cost measured in this run)
     runner: Optional[Runner] = None
 
     def _path(self, *parts: str) -> str:
@@ -262,7 +262,7 @@ class Table:
         for row in self.rows:
             hyps[row.name], costs[row.name] = {}, {}
             for s in self.seeds:
-                if self.decode:
+                if self.redecode:
                     log(f"{row.name} seed {s}: decoding {' '.join(self.test_sets)}")
                     self.decode(row, s)
                 ddir = self.decode_dir(row, s)
