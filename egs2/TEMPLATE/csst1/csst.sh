@@ -219,6 +219,7 @@ cs_only_exp=${expdir}/${cs_only_tag}
 stats_dir=${expdir}/csst_stats
 oracle_dir=${expdir}/text_lm_oracle/gold_transcripts  # stage 13: the text LM on gold transcripts
 data_feats=${dumpdir}/raw
+cs_only_data=${data_feats}/$(basename "${cs_only_config}" .yaml)  # its training data (stage 4), named after its config
 inference_tag=$(basename "${inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
 stage_times=${expdir}/stage_times.tsv
 
@@ -416,8 +417,8 @@ if run_stage 4; then
     if "${cs_only_baseline}"; then
         _dirs=()
         for _s in ${cs_only_train_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
-        log "CS-only baseline training data: combines ${_dirs[*]} into ${data_feats}/train_cs_only"
-        ${python} -m csst_espnet.bin.data_dir combine "${data_feats}/train_cs_only" "${_dirs[@]}" >/dev/null
+        log "CS-only baseline training data: combines ${_dirs[*]} into ${cs_only_data}"
+        ${python} -m csst_espnet.bin.data_dir combine "${cs_only_data}" "${_dirs[@]}" >/dev/null
     fi
     write_resume "${data_feats}" 4
     stage_end 4
@@ -599,7 +600,7 @@ if run_stage 9; then
     # per set: the shapes of its utterances
     for _d in "${_train_dirs[@]}" "${_valid_dirs[@]}" \
               $(for _p in 1 2 3; do echo "${data_feats}/$(phase_train_name "${_p}")"; done) \
-              $("${cs_only_baseline}" && echo "${data_feats}/train_cs_only"); do
+              $("${cs_only_baseline}" && echo "${cs_only_data}"); do
         _name=$(basename "${_d}")
         mkdir -p "${stats_dir}/sets/${_name}"
         cat "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape" | \
@@ -743,7 +744,7 @@ if run_stage 12; then
     fi
     if "${cs_only_baseline}"; then
         train_phase 12 "CS-only baseline (no phases 1-2)" "${cs_only_config}" "${cs_only_exp}" \
-            "${data_feats}/train_cs_only" "${data_feats}/${valid_set}" "" "${cs_only_args}"
+            "${cs_only_data}" "${data_feats}/${valid_set}" "" "${cs_only_args}"
     fi
     if use_espnet_st; then
         train_espnet_st
