@@ -9,6 +9,7 @@ baseline, trained there through ESPnet's own binaries) and one seed, then stage 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -239,13 +240,16 @@ def table_run(tmp_path_factory):
                                                       "BENCHMARK.*"))
     st1 = root / "egs2" / "mini_cs" / "st1"
     env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "9", "--test_conditions", ""], cwd=st1,
-                          env=env, capture_output=True, text=True)
+    # one job per step, no speed perturbation: the fewest processes (each pays ESPnet's import)
+    fast = ["--speed_perturb_factors", "", "--nj", "1", "--inference_nj", "1"]
+    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "9", "--test_conditions", "", *fast],
+                          cwd=st1, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"run.sh failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
     proc = subprocess.run(["local/run_table.sh", "--preset", "tiny", "--rows", "cs_only,espnet_st", "--seeds", "0",
-                           "--reference", "cs_only"], cwd=st1, env=env, capture_output=True, text=True)
+                           "--reference", "cs_only", "--run", "./run.sh --preset tiny " + shlex.join(fast)],
+                          cwd=st1, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"run_table.sh failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
-    stage14 = subprocess.run(["./run.sh", "--preset", "tiny", "--stage", "14", "--stop_stage", "14",
+    stage14 = subprocess.run(["./run.sh", "--preset", "tiny", "--stage", "14", "--stop_stage", "14", *fast,
                               "--baselines", "espnet_st", "--cs_only_baseline", "true", "--decode_phases", "",
                               "--test_sets", "test_cs test_mono", "--test_conditions", "", "--asr_test_sets", "",
                               "--text_lm_oracle", "false"], cwd=st1, env=env, capture_output=True, text=True)
@@ -297,7 +301,7 @@ def test_table_outputs(table_run):
     assert result["command"].startswith("local/run_table.sh --preset tiny")
     for name, row in result["rows"].items():
         assert set(row["sets"]) == {"test_cs", "test_mono"}
-        assert row["utts_per_second"] > 0 and row["rtf"] > 0 and row["decode_setup"]["jobs"] == 2
+        assert row["utts_per_second"] > 0 and row["rtf"] > 0 and row["decode_setup"]["jobs"] == 1
         for entry in row["sets"].values():
             assert isinstance(entry["bleu"], float) and isinstance(entry["chrf"], float)
             if name == "espnet_st":
