@@ -315,3 +315,10 @@ def test_table_outputs(table_run):
     md = (st1 / "BENCHMARK.md").read_text()
     assert "|cs_only|" in md and "|espnet_st|" in md and "bs:1000|seed:12345" in md
     assert "|espnet_st|" in (st1 / "RESULTS.md").read_text().split("## Comparison (ST")[1].split("\n## ")[0]
+
+
+def test_unknown_baseline_is_an_error(tmp_path):
+    csst = REPO / "egs2" / "TEMPLATE" / "csst1" / "csst.sh"
+    proc = subprocess.run(["bash", str(csst), "--baselines", "espnet_st whisper", "--stage", "100"], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHON=sys.executable))
+    assert proc.returncode == 2 and "--baselines: unknown baseline 'whisper' (known: espnet_st)" in proc.stderr
