@@ -360,8 +360,9 @@ def markdown(result: Dict, command: str = "") -> str:
             cells += [_pm(e["bleu"], e["bleu_std"], n), _pm(e["chrf"], e["chrf_std"], n), _p(e, "bleu"), _p(e, "chrf")]
         cells += [_pm(r["utts_per_second"], r["utts_per_second_std"], n), _pm(r["rtf"], r["rtf_std"], n)]
         lines.append(f"|{name}|" + "|".join(cells) + "|")
-    lines += ["", "Decoding cost: every row and seed decoded in this run, the test sets together "
-              "(utterances per second of wall time; RTF = wall time / audio duration), with:", ""]
+    lines += ["", "Decoding cost: every row and seed decoded in this run, the test sets together in one job "
+              "array (utterances per second of wall time; RTF = wall time / audio duration; the jobs' start-up "
+              "and model loading included, which dominate small test sets), with:", ""]
     lines += ["|row|description|experiments|jobs × threads|GPUs|", "|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         d = r["decode_setup"]
