@@ -322,3 +322,24 @@ def test_unknown_baseline_is_an_error(tmp_path):
     proc = subprocess.run(["bash", str(csst), "--baselines", "espnet_st whisper", "--stage", "100"], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(os.environ, PYTHON=sys.executable))
     assert proc.returncode == 2 and "--baselines: unknown baseline 'whisper' (known: espnet_st)" in proc.stderr
+
+
+def test_demo_espnet_st_config_builds(table_run, tmp_path):
+    """conf/espnet_st.yaml (the demo's size) builds with ESPnet's st_train (--dry_run) on the tiny run's inputs."""
+    st1, _ = table_run
+    bpe = {side: f"data/espnet_st/{side}_bpe500" for side in ("tgt", "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet2.bin.st_train", "--config", "conf/espnet_st.yaml", "--dry_run", "true",
+         "--output_dir", str(tmp_path / "dry"), "--ngpu", "0",
+         "--token_list", f"{bpe['tgt']}/tokens.txt", "--bpemodel", f"{bpe['tgt']}/bpe.model",
+         "--src_token_list", f"{bpe['src']}/tokens.txt", "--src_bpemodel", f"{bpe['src']}/bpe.model",
+         "--normalize_conf", "stats_file=exp/espnet_st_stats/train/feats_stats.npz",
+         "--train_data_path_and_name_and_type", "dump/raw/espnet_st_train/wav.scp,speech,sound",
+         "--train_shape_file", "exp/espnet_st_stats/train/speech_shape",
+         "--valid_data_path_and_name_and_type", "dump/raw/espnet_st_valid/wav.scp,speech,sound",
+         "--valid_shape_file", "exp/espnet_st_stats/valid/speech_shape"],
+        cwd=st1, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    config = yaml.safe_load((tmp_path / "dry" / "config.yaml").read_text())
+    assert config["encoder_conf"]["output_size"] == 192 and config["encoder_conf"]["num_blocks"] == 6
+    assert re.search(r"Total Number of model parameters: [0-9.]+ M", proc.stderr + proc.stdout)
