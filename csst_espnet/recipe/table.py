@@ -195,7 +195,10 @@ class Table:
         opts = dict(row.csst_options(seed), **(extra or {}))
         cmd = [*self.run, "--stage", str(stage), "--stop_stage", str(stage), *option_args(opts)]
         log = self._path(self.expdir, "table", "logs", f"{row.name}.seed{seed}.stage{stage}.log")
-        (self.runner or shell_runner(self.recipe_dir))(cmd, log)
+        try:
+            (self.runner or shell_runner(self.recipe_dir))(cmd, log)
+        except TableError as e:
+            raise TableError(f"row {row.name}, seed {seed}, stage {stage}: {e}") from e
 
     def exp_dir(self, row: Row, seed: int) -> str:
         return self._path(self.expdir, row.tag(seed))
