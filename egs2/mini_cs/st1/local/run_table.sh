@@ -22,6 +22,7 @@ case "${preset}" in
     *) echo "$0: --preset must be tiny or demo, got '${preset}'" >&2; exit 1 ;;
 esac
 . ./path.sh
-command="local/run_table.sh --preset ${preset} ${args[*]}"
+command="local/run_table.sh --preset ${preset}"
+[ ${#args[@]} -eq 0 ] || command+=$(printf ' %q' "${args[@]}")
 exec "${PYTHON}" -m csst_espnet.bin.make_table --tgt_lang en --run "./run.sh --preset ${preset}" \
     --conf_dir "${conf}" --rows_dir conf/table --command "${command}" "${args[@]}"
