@@ -19,6 +19,9 @@
         Merge ``PART/1best_recog/{text,token,token_int,score}`` into ``OUT/``; every id of KEYS
         must be decoded exactly once (``--subset``: the parts may hold more utterances, which are
         left out).
+    python -m csst_espnet.bin.recipe_utils decode_cost DATA START END OUT [--jobs N] [--threads N] [--ngpu N]
+        OUT (JSON): utterances per second and real-time factor of decoding DATA between the times
+        START and END (seconds since the epoch), with the jobs, threads and host.
     python -m csst_espnet.bin.recipe_utils yaml2args FILE
         ``--key value`` options from a YAML mapping (lists repeat the option).
     python -m csst_espnet.bin.recipe_utils config_get FILE KEY[.SUBKEY]
@@ -45,6 +48,8 @@ def get_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("union_dir"); s.add_argument("out"); s.add_argument("dirs", nargs="+")
     s = sub.add_parser("split_keys"); s.add_argument("scp"); s.add_argument("nj", type=int); s.add_argument("prefix")
     s = sub.add_parser("merge_decode"); s.add_argument("--subset", action="store_true"); s.add_argument("keys"); s.add_argument("out"); s.add_argument("parts", nargs="+")
+    s = sub.add_parser("decode_cost"); s.add_argument("data"); s.add_argument("start", type=float); s.add_argument("end", type=float); s.add_argument("out")
+    s.add_argument("--jobs", type=int, default=1); s.add_argument("--threads", type=int, default=1); s.add_argument("--ngpu", type=int, default=0)
     s = sub.add_parser("yaml2args"); s.add_argument("file")
     s = sub.add_parser("config_get"); s.add_argument("file"); s.add_argument("key")
     s = sub.add_parser("trained_tasks"); s.add_argument("file")
@@ -64,6 +69,10 @@ def run(args: argparse.Namespace) -> Optional[str]:
         return None
     if args.cmd == "merge_decode":
         return f"{args.out}: {data_ops.merge_decode(args.keys, args.out, args.parts, args.subset)} utterances decoded"
+    if args.cmd == "decode_cost":
+        c = data_ops.decode_cost(args.data, args.start, args.end, args.out, args.jobs, args.threads, args.ngpu)
+        return (f"{args.data}: {c['utterances']} utterances ({c['audio_seconds']:.1f} s) decoded in "
+                f"{c['wall_seconds']:.1f} s: {c['utts_per_second']:.2f} utterances/s, RTF {c['rtf']:.3f}")
     if args.cmd == "yaml2args":
         return " ".join(config.yaml2args(args.file))
     if args.cmd == "config_get":

@@ -4,7 +4,10 @@ See docs/architecture.md (recipe); ``python -m csst_espnet.bin.recipe_utils`` ru
 ``egs2/TEMPLATE/csst1/csst.sh``.
 """
 
+import datetime
+import json
 import os
+import platform
 from typing import Dict, List, Sequence
 
 from csst_espnet.data import kaldi_dir as kd
@@ -152,3 +155,24 @@ def merge_decode(keys_file: str, out: str, parts: Sequence[str], subset: bool = 
         if table:
             kd.write_table(os.path.join(out, n), table)
     return len(keys)
+
+
+def decode_cost(data_dir: str, start: float, end: float, out: str, jobs: int = 1, threads: int = 1,
+                ngpu: int = 0) -> Dict:
+    """The cost of decoding ``data_dir`` in ``end - start`` seconds of wall time (``jobs`` parallel
+    jobs of ``threads`` threads each): utterances per second and real-time factor (wall time / audio
+    duration), with the host; written to ``out`` (JSON) and returned."""
+    d = kd.DataDir.read(data_dir)
+    durations = kd.compute_utt2dur(d, progress=False)
+    audio = sum(float(v) for v in durations.values())
+    wall = end - start
+    if wall <= 0 or audio <= 0:
+        raise RecipeError(f"decoding of {data_dir}: wall time {wall:.3f} s, audio {audio:.3f} s: no cost to report")
+    cost = {"utterances": len(durations), "audio_seconds": round(audio, 3), "wall_seconds": round(wall, 3),
+            "utts_per_second": len(durations) / wall, "rtf": wall / audio, "jobs": jobs, "threads": threads,
+            "ngpu": ngpu, "host": platform.node(), "cpu_count": os.cpu_count(),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(cost, f, indent=1)
+    return cost

@@ -101,6 +101,21 @@ cs_only_baseline=false  # also train the baseline on CS data only (no phases 1-2
 cs_only_train_sets=   # its training data (default: phase3 sets that are not in phase 2)
 cs_only_config=conf/train_cs_only.yaml
 cs_only_args=
+cs_only_tag=          # its experiment name (default: csst_<config name>)
+train_phases="1 2 3"  # phases stages 10-12 train (e.g. "" with --cs_only_baseline true: the baseline alone)
+tag_suffix=           # appended to every experiment name (phases, baselines), e.g. _seed1 with --train_args "--seed 1"
+
+# ESPnet baselines (stages 7, 8, 12-14)
+baselines=            # "espnet_st": ESPnet's own ST model (Conformer encoder, Transformer decoder, ASR multi-task on
+                      # src_text) trained with espnet2.bin.st_train, its own BPE; decoded with espnet2.bin.st_inference
+espnet_st_config=conf/espnet_st.yaml
+espnet_st_inference_config=conf/espnet_st_decode.yaml
+espnet_st_train_sets= # its training data: the ST utterances (utt2task st) of these sets (default: phase3_train_sets)
+espnet_st_nbpe=500    # target BPE vocabulary (capped at what the training text allows)
+espnet_st_src_nbpe=500  # source BPE vocabulary
+espnet_st_dir=data/espnet_st  # stage 7: BPE models and token lists
+espnet_st_tag=        # its experiment name (default: <config name>)
+espnet_st_args=       # more espnet2.bin.st_train options
 
 # Decoding and scoring
 decode_phases="3"     # phases whose models are decoded and scored
@@ -118,8 +133,9 @@ help_message=$(cat << EOF
 Usage: $0 --train_sets "<sets>" --valid_set <set> --test_sets "<sets>" [options]
 
 Stages: 1 data preparation (local/data.sh), 2 speed perturbation and test conditions, 3 audio formatting,
-  4 filtering and validation, 5 tokenizer, 6 LLM text stage, 9 shape statistics,
-  10/11/12 training phases 1/2/3, 13 decoding, 14 scoring, 15 packing and export.
+  4 filtering and validation, 5 tokenizer, 6 LLM text stage, 7 ESPnet baseline data and BPE,
+  8 ESPnet baseline shape statistics, 9 shape statistics, 10/11/12 training phases 1/2/3 (12: and the
+  baselines), 13 decoding, 14 scoring, 15 packing and export.
 Options are --name value (dashes and underscores alike), booleans true|false:
   --stage/--stop_stage N, --skip_data_prep/--skip_train/--skip_eval/--skip_packing true|false,
   --ngpu N, --num_nodes N, --nj N, --inference_nj N, --gpu_inference true|false,
@@ -140,6 +156,9 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --use_phone_ali true|false, --use_lang_ali true|false, --use_src_text true|false,
   --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
+  --cs_only_tag TAG, --train_phases "1 2 3", --tag_suffix SUFFIX,
+  --baselines "espnet_st", --espnet_st_config YAML, --espnet_st_inference_config YAML, --espnet_st_train_sets "...",
+  --espnet_st_nbpe N, --espnet_st_src_nbpe N, --espnet_st_dir DIR, --espnet_st_tag TAG, --espnet_st_args "...",
   --decode_phases "1 2 3", --inference_config YAML, --inference_args "...", --inference_model FILE,
   --inference_use_lang true|false, --score_all_refs true|false, --routing_report true|false,
   --routing_phones FILE, --results_md FILE
@@ -182,10 +201,22 @@ if [ -z "${cs_only_train_sets}" ]; then
     done
 fi
 text_lm_dir=${text_lm_dir:-${expdir}/text_lm}
-phase1_tag=${phase1_tag:-csst_$(basename "${phase1_config}" .yaml)}
-phase2_tag=${phase2_tag:-csst_$(basename "${phase2_config}" .yaml)}
-phase3_tag=${phase3_tag:-csst_$(basename "${phase3_config}" .yaml)}
-cs_only_tag=csst_$(basename "${cs_only_config}" .yaml)
+phase1_tag=${phase1_tag:-csst_$(basename "${phase1_config}" .yaml)}${tag_suffix}
+phase2_tag=${phase2_tag:-csst_$(basename "${phase2_config}" .yaml)}${tag_suffix}
+phase3_tag=${phase3_tag:-csst_$(basename "${phase3_config}" .yaml)}${tag_suffix}
+cs_only_tag=${cs_only_tag:-csst_$(basename "${cs_only_config}" .yaml)}${tag_suffix}
+for _b in ${baselines}; do
+    case "${_b}" in
+        espnet_st) ;;
+        *) log "--baselines: unknown baseline '${_b}' (known: espnet_st)"; exit 2 ;;
+    esac
+done
+use_espnet_st() { [[ " ${baselines} " == *" espnet_st "* ]]; }
+espnet_st_train_sets=${espnet_st_train_sets:-${phase3_train_sets}}
+espnet_st_tag=${espnet_st_tag:-$(basename "${espnet_st_config}" .yaml)}${tag_suffix}
+espnet_st_exp=${expdir}/${espnet_st_tag}
+espnet_st_stats_dir=${expdir}/espnet_st_stats
+espnet_st_inference_tag=$(basename "${espnet_st_inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
 phase1_exp=${expdir}/${phase1_tag}
 phase2_exp=${expdir}/${phase2_tag}
 phase3_exp=${expdir}/${phase3_tag}
@@ -196,17 +227,18 @@ for _d in "${dumpdir}" "${expdir}"; do  # data and model paths are passed to ESP
     if [[ "${_d}" =~ [[:space:],] ]]; then log "--dumpdir/--expdir may not contain spaces or commas: '${_d}'"; exit 2; fi
 done
 data_feats=${dumpdir}/raw
+cs_only_data=${data_feats}/$(basename "${cs_only_config}" .yaml)  # its training data (stage 4), named after its config
 inference_tag=$(basename "${inference_config}" .yaml)_model_$(echo "${inference_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")
 stage_times=${expdir}/stage_times.tsv
 
 if "${skip_data_prep}"; then skip_stages="1 2 3 4 5 6"; else skip_stages=""; fi
-if "${skip_train}"; then skip_stages+=" 9 10 11 12"; fi
+if "${skip_train}"; then skip_stages+=" 7 8 9 10 11 12"; fi
 if "${skip_eval}"; then skip_stages+=" 13 14"; fi
 if "${skip_packing}"; then skip_stages+=" 15"; fi
 
 # the sets every stage works on: the training sets of all phases, validation and test sets
 all_train_sets=$(echo ${phase1_train_sets} ${phase2_train_sets} ${phase3_train_sets} ${train_sets} \
-    $("${cs_only_baseline}" && echo ${cs_only_train_sets}) | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+    $("${cs_only_baseline}" && echo ${cs_only_train_sets}) $(use_espnet_st && echo ${espnet_st_train_sets}) | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 base_valid_sets=$(for _s in "${valid_set}" "${phase1_valid_set}"; do
     if [[ "${_s}" == *_asr ]] && [ ! -d "data/${_s}" ]; then echo "${_s%_asr}"; else echo "${_s}"; fi
 done | awk 'NF && !seen[$0]++' | tr '\n' ' ')
@@ -402,8 +434,8 @@ if run_stage 4; then
     if "${cs_only_baseline}"; then
         _dirs=()
         for _s in ${cs_only_train_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
-        log "CS-only baseline training data: combines ${_dirs[*]} into ${data_feats}/train_cs_only"
-        "${python}" -m csst_espnet.bin.data_dir combine "${data_feats}/train_cs_only" "${_dirs[@]}" >/dev/null
+        log "CS-only baseline training data: combines ${_dirs[*]} into ${cs_only_data}"
+        "${python}" -m csst_espnet.bin.data_dir combine "${cs_only_data}" "${_dirs[@]}" >/dev/null
     fi
     write_resume "${data_feats}" 4
     stage_end 4
@@ -487,6 +519,90 @@ if run_stage 6; then
     fi
 fi
 
+# the ESPnet ST baseline's data (stage 7): the ST utterances of its training sets and of the validation set
+espnet_st_train=${data_feats}/espnet_st_train
+espnet_st_valid=${data_feats}/espnet_st_valid
+espnet_st_has_src() { [ -f "${espnet_st_train}/src_text" ] && [ -f "${espnet_st_valid}/src_text" ]; }
+
+if run_stage 7 && ! use_espnet_st; then
+    log "Stage 7: skipped (no ESPnet baseline: --baselines \"${baselines}\")"
+elif run_stage 7; then
+    stage_begin 7 "ESPnet ST baseline: data and BPE (target ${espnet_st_nbpe}, source ${espnet_st_src_nbpe}) -> ${espnet_st_dir}"
+    _dirs=()
+    for _s in ${espnet_st_train_sets}; do _dirs+=("${data_feats}/$(sp_name "${_s}")"); done
+    log "reads the ST utterances of ${_dirs[*]}, writes ${espnet_st_train}"
+    "${python}" -m csst_espnet.bin.espnet_st prepare "${espnet_st_train}" "${_dirs[@]}" >&2
+    log "reads the ST utterances of ${data_feats}/${valid_set}, writes ${espnet_st_valid}"
+    "${python}" -m csst_espnet.bin.espnet_st prepare "${espnet_st_valid}" "${data_feats}/${valid_set}" >&2
+    _sides=tgt
+    if espnet_st_has_src; then _sides+=" src"; else
+        log "no source transcript for every utterance (src_text): the baseline trains without its ASR task"
+    fi
+    for _side in ${_sides}; do
+        if [ "${_side}" = tgt ]; then _col=text _n=${espnet_st_nbpe}; else _col=src_text _n=${espnet_st_src_nbpe}; fi
+        _out=${espnet_st_dir}/${_side}_bpe${_n}
+        log "reads ${espnet_st_train}/${_col}, writes ${_out}/bpe.model (sentencepiece) and ${_out}/tokens.txt" \
+            "(espnet2.bin.tokenize_text)"
+        _model=$("${python}" -m csst_espnet.bin.espnet_st bpe "${espnet_st_train}/${_col}" "${_out}" "${_n}")
+        "${python}" -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${_model}" \
+            --input "${_out}/train.txt" --output "${_out}/tokens.txt" --write_vocabulary true \
+            --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
+        tail -n 1 "${_out}/bpe.log" >&2
+    done
+    write_resume "${espnet_st_dir}" 7
+    stage_end 7
+fi
+espnet_st_tokens() {  # the token options of espnet2.bin.st_train (stage 7's outputs)
+    local _tgt=${espnet_st_dir}/tgt_bpe${espnet_st_nbpe} _src=${espnet_st_dir}/src_bpe${espnet_st_src_nbpe}
+    echo "--token_type bpe --token_list ${_tgt}/tokens.txt --bpemodel ${_tgt}/bpe.model"
+    if espnet_st_has_src; then
+        echo "--src_token_type bpe --src_token_list ${_src}/tokens.txt --src_bpemodel ${_src}/bpe.model"
+    else
+        echo "--src_token_type none --model_conf asr_weight=0.0 --extra_asr_decoder none"
+    fi
+}
+espnet_st_data() {  # espnet_st_data train|valid DIR
+    echo "--${1}_data_path_and_name_and_type ${2}/wav.scp,speech,sound"
+    echo "--${1}_data_path_and_name_and_type ${2}/text,text,text"
+    if espnet_st_has_src; then echo "--${1}_data_path_and_name_and_type ${2}/src_text,src_text,text"; fi
+}
+
+if run_stage 8 && ! use_espnet_st; then
+    log "Stage 8: skipped (no ESPnet baseline: --baselines \"${baselines}\")"
+elif run_stage 8; then
+    stage_begin 8 "ESPnet ST baseline: shape statistics (espnet2.bin.st_train --collect_stats true) -> ${espnet_st_stats_dir}"
+    [ -f "${espnet_st_train}/wav.scp" ] || { log "no ${espnet_st_train}: run stage 7 first"; exit 1; }
+    _n=$(wc -l < "${espnet_st_train}/wav.scp")
+    _nv=$(wc -l < "${espnet_st_valid}/wav.scp")
+    _nj=$(min "${nj}" "${_n}" "${_nv}")
+    _logdir=${espnet_st_stats_dir}/logdir
+    rm -rf "${_logdir}"
+    mkdir -p "${_logdir}"
+    for _m in train valid; do
+        _d=${espnet_st_train}; [ "${_m}" = valid ] && _d=${espnet_st_valid}
+        "${python}" -m csst_espnet.bin.recipe_utils split_keys "${_d}/wav.scp" "${_nj}" "${_logdir}/${_m}"
+    done
+    log "reads ${espnet_st_train} and ${espnet_st_valid} (${_n} + ${_nv} utterances), ${_nj} jobs," \
+        "logs ${_logdir}/stats.*.log"
+    # shellcheck disable=SC2046
+    ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+        "${python}" -m espnet2.bin.st_train --collect_stats true --ngpu 0 --config "${espnet_st_config}" \
+            --use_preprocessor true $(espnet_st_tokens) --normalize none \
+            $(espnet_st_data train "${espnet_st_train}") $(espnet_st_data valid "${espnet_st_valid}") \
+            --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
+            --output_dir "${_logdir}/stats.JOB" \
+        || { log "ESPnet shape statistics failed:\n$(tail -n 20 "${_logdir}"/stats.*.log)"; exit 1; }
+    _inputs=()
+    for _j in $(seq "${_nj}"); do _inputs+=(--input_dir "${_logdir}/stats.${_j}"); done
+    "${python}" -m espnet2.bin.aggregate_stats_dirs "${_inputs[@]}" --output_dir "${espnet_st_stats_dir}"
+    _lists=("text=${espnet_st_dir}/tgt_bpe${espnet_st_nbpe}/tokens.txt")
+    espnet_st_has_src && _lists+=("src_text=${espnet_st_dir}/src_bpe${espnet_st_src_nbpe}/tokens.txt")
+    "${python}" -m csst_espnet.bin.espnet_st shapes "${espnet_st_stats_dir}" "${_lists[@]}" >/dev/null
+    log "wrote ${espnet_st_stats_dir}/{train,valid}/{speech_shape,text_shape.bpe,...} and train/feats_stats.npz"
+    write_resume "${espnet_st_stats_dir}" 8
+    stage_end 8
+fi
+
 if run_stage 9; then
     stage_begin 9 "Shape statistics: csst_train --collect_stats true -> ${stats_dir}"
     _train_dirs=()
@@ -524,7 +640,7 @@ if run_stage 9; then
     # per set: the shapes of its utterances
     for _d in "${_train_dirs[@]}" "${_valid_dirs[@]}" \
               $(for _p in 1 2 3; do echo "${data_feats}/$(phase_train_name "${_p}")"; done) \
-              $("${cs_only_baseline}" && echo "${data_feats}/train_cs_only"); do
+              $("${cs_only_baseline}" && echo "${cs_only_data}"); do
         _name=$(basename "${_d}")
         mkdir -p "${stats_dir}/sets/${_name}"
         cat "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape" | \
@@ -538,9 +654,8 @@ if run_stage 9; then
     stage_end 9
 fi
 
-train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT ARGS
-    local _stage=$1 _name=$2 _config=$3 _exp=$4 _train=$5 _valid=$6 _init=$7 _args=$8
-    stage_begin "${_stage}" "${_name}: ${_config}, data ${_train}, valid ${_valid} -> ${_exp}"
+training_kept() {  # training_kept STAGE NAME EXP: whether EXP is finished (then kept, the stage ends)
+    local _stage=$1 _name=$2 _exp=$3
     # a finished run is kept (a rerun is a no-op); an interrupted one resumes (--resume true) if it was
     # started by the same command, else it is an error: never a directory of two runs mixed
     if "${overwrite}" && [ -d "${_exp}" ]; then
@@ -552,6 +667,36 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
         stage_end "${_stage}" "$(basename "${_exp}")"
         return 0
     fi
+    return 1
+}
+
+run_training() {  # run_training STAGE NAME EXP COMMAND...: run (or resume) a training command in EXP
+    local _stage=$1 _name=$2 _exp=$3 _cmd_line
+    shift 3
+    _cmd_line=$(printf '%q ' "$@")
+    if [ -f "${_exp}/train.cmd" ] && [ "$(cat "${_exp}/train.cmd")" != "${_cmd_line}" ]; then
+        log "${_name}: ${_exp} holds an unfinished run of another command (${_exp}/train.cmd);" \
+            "rerun with --overwrite true to start it again"
+        exit 1
+    fi
+    mkdir -p "${_exp}"
+    echo "${_cmd_line}" > "${_exp}/train.cmd"
+    write_resume "${_exp}" "${_stage}"
+    [ -f "${_exp}/checkpoint.pth" ] && log "${_name}: resumes from ${_exp}/checkpoint.pth"
+    log "${_name}: log in ${_exp}/train.log"
+    # shellcheck disable=SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" "$@" \
+        || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
+    [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
+    date '+%Y-%m-%dT%H:%M:%S' > "${_exp}/training.done"
+    grep -a "epoch results" "${_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //' >&2 || true
+    stage_end "${_stage}" "$(basename "${_exp}")"
+}
+
+train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT ARGS
+    local _stage=$1 _name=$2 _config=$3 _exp=$4 _train=$5 _valid=$6 _init=$7 _args=$8
+    stage_begin "${_stage}" "${_name}: ${_config}, data ${_train}, valid ${_valid} -> ${_exp}"
+    training_kept "${_stage}" "${_name}" "${_exp}" && return 0
     local _opts=""
     if [ -n "${_init}" ]; then
         [ -f "${_init}" ] || { log "${_name}: the initial model ${_init} does not exist"; exit 1; }
@@ -584,48 +729,65 @@ train_phase() {  # train_phase STAGE NAME CONFIG EXP TRAIN_DIR VALID_DIR INIT AR
         done
     done
     # shellcheck disable=SC2046,SC2086
-    local _cmd _cmd_line
+    local _cmd
     _cmd=("${python}" -m csst_espnet.bin.csst_train --use_preprocessor true --config "${_config}" \
             --output_dir "${_exp}" --ngpu "${ngpu}" --resume true $(llm_args) \
             $(data_args train "${_train}") $(data_args valid "${_valid}") ${_extra} \
             --train_shape_file "${stats_dir}/sets/$(basename "${_train}")/speech_shape" \
             --valid_shape_file "${stats_dir}/sets/$(basename "${_valid}")/speech_shape" \
             ${_opts} ${train_args} ${_args})
-    _cmd_line=$(printf '%q ' "${_cmd[@]}")
-    if [ -f "${_exp}/train.cmd" ] && [ "$(cat "${_exp}/train.cmd")" != "${_cmd_line}" ]; then
-        log "${_name}: ${_exp} holds an unfinished run of another command (${_exp}/train.cmd);" \
-            "rerun with --overwrite true to start it again"
-        exit 1
-    fi
-    mkdir -p "${_exp}"
-    echo "${_cmd_line}" > "${_exp}/train.cmd"
-    write_resume "${_exp}" "${_stage}"
-    [ -f "${_exp}/checkpoint.pth" ] && log "${_name}: resumes from ${_exp}/checkpoint.pth"
-    log "${_name}: log in ${_exp}/train.log"
-    # shellcheck disable=SC2086
-    ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" "${_cmd[@]}" \
-        || { log "${_name} failed:\n$(grep -v '^\s*$' "${_exp}/train.log" | tail -n 30)"; exit 1; }
-    [ -f "${_exp}/${inference_model}" ] || { log "${_name}: no ${_exp}/${inference_model} after training"; exit 1; }
-    date '+%Y-%m-%dT%H:%M:%S' > "${_exp}/training.done"
-    grep -a "epoch results" "${_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //' >&2 || true
-    stage_end "${_stage}" "$(basename "${_exp}")"
+    run_training "${_stage}" "${_name}" "${_exp}" "${_cmd[@]}"
 }
 
-if run_stage 10; then
+train_espnet_st() {  # the ESPnet ST baseline (stage 12): espnet2.bin.st_train on stages 7-8's outputs
+    local _name="ESPnet ST baseline" _opts="" _cmd
+    stage_begin 12 "${_name}: ${espnet_st_config}, data ${espnet_st_train}, valid ${espnet_st_valid} -> ${espnet_st_exp}"
+    training_kept 12 "${_name}" "${espnet_st_exp}" && return 0
+    [ -f "${espnet_st_stats_dir}/train/feats_stats.npz" ] || { log "${_name}: no shape statistics: run stage 8 first"; exit 1; }
+    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+        _opts+="--multiprocessing_distributed true --num_nodes ${num_nodes} "
+    fi
+    local _shapes="" _m _f
+    for _m in train valid; do
+        for _f in speech_shape text_shape.bpe $(espnet_st_has_src && echo src_text_shape.bpe); do
+            _shapes+="--${_m}_shape_file ${espnet_st_stats_dir}/${_m}/${_f} "
+        done
+    done
+    # shellcheck disable=SC2046,SC2086
+    _cmd=("${python}" -m espnet2.bin.st_train --use_preprocessor true --config "${espnet_st_config}" \
+            --output_dir "${espnet_st_exp}" --ngpu "${ngpu}" --resume true $(espnet_st_tokens) \
+            --normalize_conf "stats_file=${espnet_st_stats_dir}/train/feats_stats.npz" \
+            $(espnet_st_data train "${espnet_st_train}") $(espnet_st_data valid "${espnet_st_valid}") \
+            ${_shapes} ${_opts} ${espnet_st_args})
+    run_training 12 "${_name}" "${espnet_st_exp}" "${_cmd[@]}"
+}
+
+phase_trained() {  # phase_trained N: whether stages 10-12 train phase N (--train_phases)
+    if [[ " ${train_phases} " == *" $1 "* ]]; then return 0; fi
+    log "Phase $1: not trained (--train_phases \"${train_phases}\")"
+    return 1
+}
+
+if run_stage 10 && phase_trained 1; then
     train_phase 10 "Phase 1 (alignment)" "${phase1_config}" "${phase1_exp}" \
         "${data_feats}/$(phase_train_name 1)" "${data_feats}/${phase1_valid_set}" "${phase1_init_param}" "${phase1_args}"
 fi
-if run_stage 11; then
+if run_stage 11 && phase_trained 2; then
     train_phase 11 "Phase 2 (translation)" "${phase2_config}" "${phase2_exp}" \
         "${data_feats}/$(phase_train_name 2)" "${data_feats}/${valid_set}" "${phase1_exp}/${inference_model}" "${phase2_args}"
 fi
 if run_stage 12; then
-    train_phase 12 "Phase 3 (code-switch)" "${phase3_config}" "${phase3_exp}" \
-        "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" \
-        "--teacher_config ${phase2_exp}/config.yaml --teacher_model ${phase2_exp}/${inference_model} ${phase3_args}"
+    if phase_trained 3; then
+        train_phase 12 "Phase 3 (code-switch)" "${phase3_config}" "${phase3_exp}" \
+            "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" \
+            "--teacher_config ${phase2_exp}/config.yaml --teacher_model ${phase2_exp}/${inference_model} ${phase3_args}"
+    fi
     if "${cs_only_baseline}"; then
         train_phase 12 "CS-only baseline (no phases 1-2)" "${cs_only_config}" "${cs_only_exp}" \
-            "${data_feats}/train_cs_only" "${data_feats}/${valid_set}" "" "${cs_only_args}"
+            "${cs_only_data}" "${data_feats}/${valid_set}" "" "${cs_only_args}"
+    fi
+    if use_espnet_st; then
+        train_espnet_st
     fi
 fi
 
@@ -638,11 +800,20 @@ decode_exps() {  # the experiment directories decoded and scored
         esac
     done
     if "${cs_only_baseline}"; then echo "${cs_only_exp}"; fi
+    if use_espnet_st; then echo "${espnet_st_exp}"; fi
+}
+is_espnet_exp() { [ "$1" = "${espnet_st_exp}" ]; }  # a model of ESPnet's own ST task (decoded by st_inference)
+decode_tag_of() {  # decode_tag_of EXP: the decoding directory name of EXP
+    if is_espnet_exp "$1"; then echo "${espnet_st_inference_tag}"; else echo "${inference_tag}"; fi
 }
 
 asr_sets_of() {  # asr_sets_of EXP: the ASR copies EXP decodes (none when it never trained on ASR)
     local _tasks
     [ -n "${asr_test_names}" ] || return 0
+    if is_espnet_exp "$1"; then
+        log "$1 is an ESPnet ST model: its ASR copies are not decoded (its ASR branch is a training task)"
+        return 0
+    fi
     _tasks=$("${python}" -m csst_espnet.bin.recipe_utils trained_tasks "$1/config.yaml") || exit 1
     case " ${_tasks} " in
         *" asr "*) echo "${asr_test_names}" ;;
@@ -666,25 +837,38 @@ decode_sets() {  # decode_sets EXP LOGDIR WITH_TASK SET...: one job array over t
         if [ -d "${_d}" ] && [ "${_d##*.}" -gt "${_nj}" ]; then rm -rf "${_d}" "${_logdir}/keys.${_d##*.}.scp"; fi
     done
     _data_opts="--data_path_and_name_and_type ${_data}/wav.scp,speech,sound"
-    if "${inference_use_lang}"; then
-        _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
+    local _bin=csst_espnet.bin.csst_inference _conf=${_conf_args} _tag
+    _tag=$(decode_tag_of "${_exp}")
+    if is_espnet_exp "${_exp}"; then  # ESPnet's own decoder: speech in, nothing else
+        _bin=espnet2.bin.st_inference
+        _conf=${_espnet_conf_args}
+        rm -rf "${_logdir}"/output.*  # st_inference keeps no record of finished shards: decode all again
+    else
+        if "${inference_use_lang}"; then
+            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2lang,lang,text"
+        fi
+        if "${inference_use_lang}" || "${_with_task}"; then
+            _data_opts+=" --data_path_and_name_and_type ${_data}/utt2task,task,text"
+        fi
     fi
-    if "${inference_use_lang}" || "${_with_task}"; then
-        _data_opts+=" --data_path_and_name_and_type ${_data}/utt2task,task,text"
-    fi
-    log "reads $* (${_n} utterances) and ${_exp}/${inference_model}, writes ${_exp}/${inference_tag}/<set>," \
-        "${_nj} jobs, logs ${_logdir}/inference.*.log"
+    log "reads $* (${_n} utterances) and ${_exp}/${inference_model}, writes ${_exp}/${_tag}/<set>," \
+        "${_nj} jobs (${_bin}), logs ${_logdir}/inference.*.log"
+    local _start
+    _start=$(date +%s.%N)
     # shellcheck disable=SC2086
     ${_cmd} --num_threads "${inference_num_threads}" JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
-        "${python}" -m csst_espnet.bin.csst_inference --ngpu "${_ngpu}" \
+        "${python}" -m ${_bin} --ngpu "${_ngpu}" \
             --st_train_config "${_exp}/config.yaml" --st_model_file "${_exp}/${inference_model}" \
             ${_data_opts} --key_file "${_logdir}/keys.JOB.scp" --output_dir "${_logdir}/output.JOB" \
-            ${_conf_args} ${inference_args} \
+            ${_conf} $(is_espnet_exp "${_exp}" || echo ${inference_args}) \
         || { log "decoding failed:\n$(tail -n 20 "${_logdir}"/inference.*.log)"; exit 1; }
+    # decoding cost of this run (wall time of the job array; shards kept from an earlier run count 0 s)
+    "${python}" -m csst_espnet.bin.recipe_utils decode_cost "${_data}" "${_start}" "$(date +%s.%N)" \
+        "${_logdir}/decode_cost.json" --jobs "${_nj}" --threads "${inference_num_threads}" --ngpu "${_ngpu}" >&2
     for _s in "$@"; do
         "${python}" -m csst_espnet.bin.recipe_utils merge_decode --subset "${data_feats}/${_s}/wav.scp" \
-            "${_exp}/${inference_tag}/${_s}" "${_logdir}"/output.*
-        write_resume "${_exp}/${inference_tag}/${_s}" 13
+            "${_exp}/${_tag}/${_s}" "${_logdir}"/output.*
+        write_resume "${_exp}/${_tag}/${_s}" 13
     done
 }
 
@@ -692,12 +876,16 @@ if run_stage 13; then
     stage_begin 13 "Decoding ${test_sets} ${asr_test_names}with $(decode_exps | tr '\n' ' ')"
     if "${gpu_inference}"; then _cmd="${cuda_cmd} --gpu 1"; _ngpu=1; else _cmd="${decode_cmd}"; _ngpu=0; fi
     _conf_args=$("${python}" -m csst_espnet.bin.recipe_utils yaml2args "${inference_config}")
+    _espnet_conf_args=
+    if use_espnet_st; then
+        _espnet_conf_args=$("${python}" -m csst_espnet.bin.recipe_utils yaml2args "${espnet_st_inference_config}")
+    fi
     for _exp in $(decode_exps); do
         # the test sets and their ASR copies in one job array (utterance ids are unique over them: the
         # copies' ids end in -asr), split back after
         _asr=$(asr_sets_of "${_exp}")
         # shellcheck disable=SC2086
-        decode_sets "${_exp}" "${_exp}/${inference_tag}/logdir" "$([ -n "${_asr}" ] && echo true || echo false)" \
+        decode_sets "${_exp}" "${_exp}/$(decode_tag_of "${_exp}")/logdir" "$([ -n "${_asr}" ] && echo true || echo false)" \
             ${test_sets} ${_asr}
     done
     if "${use_text_lm}" && "${text_lm_oracle}"; then
@@ -739,11 +927,12 @@ if run_stage 14; then
         for _s in ${base_test_sets}; do score_st "${oracle_dir}/${_s}" "${_s}"; done
     fi
     for _exp in $(decode_exps); do
-        for _s in ${test_sets}; do score_st "${_exp}/${inference_tag}/${_s}" "${_s}"; done
+        _tag=$(decode_tag_of "${_exp}")
+        for _s in ${test_sets}; do score_st "${_exp}/${_tag}/${_s}" "${_s}"; done
         _asr=$(asr_sets_of "${_exp}")
         for _s in ${_asr}; do  # WER/CER/MER against the transcripts
             _data=${data_feats}/${_s}
-            _dir=${_exp}/${inference_tag}/${_s}
+            _dir=${_exp}/${_tag}/${_s}
             [ -f "${_dir}/text" ] || { log "no decoding output ${_dir}/text: run stage 13 first"; exit 1; }
             log "reads ${_dir}/text and ${_data}/text (transcripts), writes ${_dir}/score.{json,txt}"
             "${python}" -m csst_espnet.bin.score --hyp "${_dir}/text" --ref "${_data}/text" --task asr \
@@ -751,7 +940,7 @@ if run_stage 14; then
             cat "${_dir}/score.txt" >&2
             _score_dirs+=("${_dir}")
         done
-        if "${routing_report}" && [ "$("${python}" -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
+        if "${routing_report}" && ! is_espnet_exp "${_exp}" && [ "$("${python}" -m csst_espnet.bin.recipe_utils config_get "${_exp}/config.yaml" projector)" = moe ]; then
             # one report over every test set: routing is shown per language label (zh, en, cs)
             _root=${_exp}/${inference_tag}
             log "routing report of ${_exp} on ${base_test_sets} -> ${_root}/routing"
@@ -772,6 +961,10 @@ fi
 if run_stage 15; then
     stage_begin 15 "Packing and export"
     for _exp in $(decode_exps); do
+        if is_espnet_exp "${_exp}"; then
+            log "${_exp}: an ESPnet ST model, not packed here (ESPnet's own pack: espnet2.bin.pack st)"
+            continue
+        fi
         log "reads ${_exp}, writes ${_exp}/packed.zip and ${_exp}/hf_merged"
         "${python}" -m csst_espnet.bin.pack_model --exp_dir "${_exp}" --model_file "${_exp}/${inference_model}" \
             --out "${_exp}/packed.zip" $([ -f "${results_md}" ] && echo "--extra ${results_md}")

@@ -6,6 +6,8 @@
 #   ./run.sh --preset tiny         # CI size: a few utterances, one short epoch per phase
 #   ./run.sh --stage 13            # any csst.sh option; the command line wins
 #   ./run.sh --cs_only_baseline false   # without the baseline trained on train_cs only (phase 3 alone)
+#   ./run.sh --baselines espnet_st      # also ESPnet's own ST model (stages 7-8, trained in 12), in the same tables
+#   local/run_table.sh --rows "full,cs_only,espnet_st" --seeds 0,1,2   # BENCHMARK.md: rows x seeds, significance
 set -euo pipefail
 
 preset=demo   # tiny | demo: corpus size (local/data.sh) and training configs (conf/ or conf/tiny/)
@@ -61,6 +63,8 @@ export HF_HUB_OFFLINE=1   # every model of this recipe is made locally
     --phase3_config "${conf}/train_phase3.yaml" \
     --cs_only_baseline true \
     --cs_only_config "${conf}/train_cs_only.yaml" \
+    --espnet_st_config "${conf}/espnet_st.yaml" \
+    --espnet_st_inference_config "${conf}/espnet_st_decode.yaml" \
     --inference_config "${conf}/decode.yaml" \
     --routing_phones data/local/phones.txt \
     "${args[@]}"
