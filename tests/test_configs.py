@@ -76,11 +76,14 @@ def _encoder_override(config: dict, tiny_whisper: Path) -> dict:
 @pytest.mark.parametrize("recipe_conf", sorted({p.parent for p in CONFIGS if (p.parent / "model.yaml").exists()}),
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_recipe_phases_share_one_model_definition(recipe_conf):
-    """Every training config beside a model.yaml takes its model from there and repeats none of it."""
-    model = yaml.safe_load((recipe_conf / "model.yaml").read_text())
+    """Every training config beside a model.yaml takes its model from there, or from a named variant
+    beside it (``model_<variant>.yaml``: a comparison model, e.g. the MLP projector's), and repeats none
+    of it."""
+    models = {p.name: yaml.safe_load(p.read_text()) for p in recipe_conf.glob("model*.yaml")}
     for config_file in sorted(recipe_conf.glob("train*.yaml")):
         raw = yaml.safe_load(config_file.read_text())
-        assert raw.get("model_config") == "model.yaml", config_file
+        assert raw.get("model_config") in models, config_file
+        model = models[raw["model_config"]]
         assert not set(raw) & set(model), config_file
         composed = load_config(str(config_file))
         assert {k: composed[k] for k in model} == model
