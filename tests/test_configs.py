@@ -6,15 +6,17 @@ Everything else (projector, losses, LoRA, optimiser, ...) is validated as shippe
 phase configs take their model from its one model definition (``model_config``).
 """
 
+import io
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from csst_espnet.bin import csst_train
 from csst_espnet.tasks.csst import CSSTTask
 from csst_espnet.utils.config import ConfigError, load_config
-from train_utils import run_module, save_run, tiny_model_args
+from train_utils import save_run, tiny_model_args
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("conf/**/train*.yaml")) + sorted(ROOT.glob("egs2/*/*/conf/**/train*.yaml"))
@@ -50,17 +52,18 @@ def test_configs_are_found():
 
 @pytest.mark.parametrize("config_file", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_print_config_and_dry_run(config_file, tiny_llm, tiny_whisper, tmp_path):
-    printed = run_module("csst_espnet.bin.csst_train", ["--config", str(config_file), "--print_config"])
-    assert "llm_conf:" in printed and "projector:" in printed
+    """``csst_train --print_config`` (ESPnet's steps: parse the config, print) and ``--dry_run true`` (the
+    entry point's main), in this process."""
+    assert CSSTTask.get_parser().parse_args(["--config", str(config_file), "--print_config"]).print_config
+    printed = io.StringIO()
+    CSSTTask.print_config(file=printed)
+    assert "llm_conf:" in printed.getvalue() and "projector:" in printed.getvalue()
 
     config = load_config(str(config_file))
     out = tmp_path / "dry"
-    run_module(
-        "csst_espnet.bin.csst_train",
-        ["--config", str(config_file), "--dry_run", "true", "--output_dir", str(out), "--ngpu", "0",
-         *_local_overrides(config, tiny_llm, tiny_whisper),
-         *_teacher_args(config, tiny_llm, tiny_whisper, tmp_path / "teacher")],
-    )
+    csst_train.main(["--config", str(config_file), "--dry_run", "true", "--output_dir", str(out), "--ngpu", "0",
+                     *_local_overrides(config, tiny_llm, tiny_whisper),
+                     *_teacher_args(config, tiny_llm, tiny_whisper, tmp_path / "teacher")])
     written = yaml.safe_load((out / "config.yaml").read_text())
     assert written["projector_conf"] == config["projector_conf"]
     assert written["encoder_conf"] == {**config["encoder_conf"], **_encoder_override(config, tiny_whisper)}
