@@ -172,3 +172,17 @@ def tiny_data(tmp_path_factory):
         for i in range(6)
     ]
     return write_data_dir(tmp_path_factory.mktemp("data") / "train", utts)
+
+
+def audio_md5(data: str, sets) -> dict:
+    """Utterance -> MD5 of its audio file, over the ``sets`` of the data root ``data``."""
+    import hashlib
+
+    from csst_espnet.data import kaldi_dir as kd
+
+    out = {}
+    for s in sets:
+        for u, p in kd.read_table(os.path.join(data, s, "wav.scp")).items():
+            with open(p, "rb") as fh:
+                out[u] = hashlib.md5(fh.read()).hexdigest()
+    return out

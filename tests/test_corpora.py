@@ -364,5 +364,8 @@ def test_covost2_errors_name_the_line(tmp_path, caplog):
     (covost / "covost_v2.fr_en.tsv").write_text("path\tsentence\ttranslation\nc1.mp3\tIl\tHe\n")
     with pytest.raises(ManifestError, match=r"covost_v2.fr_en.tsv:1: the header has no column split"):
         prepare(str(cv), str(covost), out, locales=["fr"])
+    (covost / "covost_v2.fr_en.tsv").write_text("path\tsentence\ttranslation\tsplit\nc1.mp3\tIl\tHe\n")
+    with pytest.raises(ManifestError, match=r"covost_v2.fr_en.tsv:2: its columns do not match the header's 4"):
+        prepare(str(cv), str(covost), out, locales=["fr"])
     with pytest.raises(ValueError, match="xx is not a X->en source locale"):
         prepare(str(cv), str(covost), out, locales=["xx"])

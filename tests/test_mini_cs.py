@@ -1,7 +1,6 @@
 """The synthetic mini_cs corpus: eSpeak NG synthesis, determinism, set structure, held-out voices,
 phone alignments."""
 
-import hashlib
 import json
 import os
 import random
@@ -11,6 +10,7 @@ import sys
 import pytest
 import soundfile
 
+from conftest import audio_md5
 from csst_espnet.data import kaldi_dir as kd
 from csst_espnet.synth import corpus, espeak
 from csst_espnet.synth.grammar import join_segments
@@ -40,14 +40,6 @@ def _texts(data):
     return out
 
 
-def _audio_md5(data):
-    out = {}
-    for s in SET_NAMES:
-        for u, p in kd.read_table(os.path.join(data, s, "wav.scp")).items():
-            with open(p, "rb") as fh:
-                out[u] = hashlib.md5(fh.read()).hexdigest()
-    return out
-
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
@@ -74,11 +66,11 @@ def test_same_seed_same_corpus(corpora):
     for s in SET_NAMES:  # (compared above with every file; named here for clarity)
         assert ta[f"{s}/phone_ali"] == tb[f"{s}/phone_ali"]
     assert ta["local/phones.txt"] == tb["local/phones.txt"]
-    ma, mb = _audio_md5(a), _audio_md5(b)
+    ma, mb = audio_md5(a, SET_NAMES), audio_md5(b, SET_NAMES)
     assert ma == mb and len(ma) == sum(TINY[s] for s in SET_NAMES)
     # another seed gives another corpus
     assert _texts(c)["test_cs/text"] != ta["test_cs/text"]
-    assert set(_audio_md5(c).values()) != set(ma.values())
+    assert set(audio_md5(c, SET_NAMES).values()) != set(ma.values())
 
 
 def test_sets_files_sorted_and_valid(corpora):

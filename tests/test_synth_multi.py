@@ -2,13 +2,13 @@
 recipe's data stage and by the generator alike (deterministic from the seed, byte-identical audio),
 labels that match the speech and the words, held-out voice families."""
 
-import hashlib
 import os
 import subprocess
 import sys
 
 import pytest
 
+from conftest import audio_md5
 from csst_espnet.data import kaldi_dir as kd
 from csst_espnet.synth import corpus, espeak
 from csst_espnet.synth.grammar import words
@@ -34,14 +34,6 @@ def _files(data):
                     out[os.path.relpath(os.path.join(root, f), data)] = fh.read()
     return out
 
-
-def _audio_md5(data):
-    out = {}
-    for s in SETS:
-        for u, p in kd.read_table(os.path.join(data, s, "wav.scp")).items():
-            with open(p, "rb") as fh:
-                out[u] = hashlib.md5(fh.read()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +62,8 @@ def test_recipe_and_generator_make_the_same_corpus(corpora):
     assert {f.split("/")[0] for f in fa} == set(SETS) | {"lm_text", "local"}
     assert sorted(os.listdir(os.path.join(a, "lm_text"))) == [
         "de.txt", "de2en.tsv", "en.txt", "es.txt", "es2en.tsv", "fr.txt", "fr2en.tsv", "zh.txt", "zh2en.tsv"]
-    ma = _audio_md5(a)
-    assert ma == _audio_md5(b) and len(ma) == 128
+    ma = audio_md5(a, SETS)
+    assert ma == audio_md5(b, SETS) and len(ma) == 128
 
 
 def test_labels_match_speech_and_words(corpora):

@@ -56,8 +56,8 @@ def read_tsv(path: str, required: Sequence[str]) -> List[Tuple[str, Dict[str, st
         rows = []
         for row in reader:
             where = f"{path}:{reader.line_num}"
-            if None in row or any(row[c] is None for c in required):
-                raise ManifestError(f"{where}: {len(row) - (None in row)} columns, the header has {len(reader.fieldnames)}")
+            if None in row or any(v is None for v in row.values()):  # more columns, or fewer, than the header
+                raise ManifestError(f"{where}: its columns do not match the header's {len(reader.fieldnames)}")
             rows.append((where, row))
     return rows
 

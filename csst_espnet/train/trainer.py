@@ -40,9 +40,9 @@ class CSSTTrainerOptions(TrainerOptions):
 
 
 # oneDNN keeps compiled CPU kernels per tensor shape, 1024 by default: the shapes of variable-length
-# batches fill that cache over thousands of steps and the resident memory creeps up with it (+68 MiB
-# over 2,000 steps of the tiny recipe); 128 holds it flat at no measured cost (docs/benchmarks.md,
-# "Memory under load"). The environment wins.
+# batches fill that cache over thousands of steps and the resident memory creeps up with it (+31 MiB
+# over 2,000 steps of the tiny recipe); 128 holds it flat (docs/benchmarks.md, "Memory under load").
+# The environment wins.
 CPU_KERNEL_CACHE = 128
 
 
