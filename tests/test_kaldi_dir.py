@@ -330,3 +330,41 @@ def test_ali_frames_and_resampling():
     ali = ["0"] * 4 + ["1"] * 4 + ["2"] * 2
     assert kd.resample_ali(ali, 5) == ["0", "0", "1", "1", "2"]
     assert kd.resample_ali(ali, 20) == ["0"] * 8 + ["1"] * 8 + ["2"] * 4
+
+
+def test_text_pairs_make_a_text_only_dir_that_combines_with_speech(tmp_path, capsys):
+    """A TSV of translation pairs -> task mt utterances without audio; combined with a speech dir, the
+    speech files cover the speech utterances and the result validates (mt needs its src_text)."""
+    tsv = tmp_path / "es2en.tsv"
+    tsv.write_text("hola mundo\thello world\nel modelo\tthe model\nhola mundo\thello world\n", encoding="utf-8")
+    mt = str(tmp_path / "mt")
+    assert cli.main(["text-pairs", str(tsv), mt, "--lang", "es"]) == 0
+    assert lines(os.path.join(mt, "text")) == ["mt_es-000001 hello world", "mt_es-000002 the model"]
+    assert lines(os.path.join(mt, "src_text"))[1] == "mt_es-000002 el modelo"
+    assert set(lines(os.path.join(mt, "utt2task"))) == {"mt_es-000001 mt", "mt_es-000002 mt"}
+    assert not os.path.exists(os.path.join(mt, "wav.scp"))
+    assert kd.DataDir.read(mt).is_text_only()
+    assert kd.validate(mt, languages=["es", "en"], required=["text", "src_text", "utt2task"], progress=False).ok
+
+    speech = make_dir(tmp_path, "speech")
+    both = str(tmp_path / "both")
+    assert cli.main(["combine", both, speech, mt]) == 0
+    assert len(lines(os.path.join(both, "text"))) == 7
+    assert len(lines(os.path.join(both, "wav.scp"))) == 5 and len(lines(os.path.join(both, "utt2dur"))) == 5
+    assert kd.validate(both, languages=["zh", "es", "en", "cs"], progress=False).ok
+    # a text-only utterance without its source text cannot be trained on
+    os.remove(os.path.join(both, "src_text"))
+    res = kd.validate(both, languages=["zh", "es", "en", "cs"], required=(), progress=False)
+    assert kinds_for(res, "mt_es-000002") == {"text_only_without_source"}
+    # a speech utterance missing from wav.scp still is an error
+    d = kd.DataDir.read(both)
+    del d.utt["wav.scp"]["spkA-u1"]
+    d.write(both)
+    assert "missing_id" in kinds_for(kd.validate(both, progress=False), "spkA-u1")
+
+
+def test_text_pairs_name_a_bad_line(tmp_path, capsys):
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("uno\tone\ndos two\n", encoding="utf-8")
+    assert cli.main(["text-pairs", str(tsv), str(tmp_path / "mt"), "--lang", "es"]) == 1
+    assert f"{tsv}:2: expected 'source<TAB>target'" in capsys.readouterr().err

@@ -276,6 +276,10 @@ def test_mixture_iterator_serves_speech_and_text_only_utterances(tiny_llm, tiny_
     rows = [(k, int(n)) for batches in epochs for keys, batch in batches for k, n in zip(keys, batch["speech_lengths"])]
     assert len(rows) == 24 and {k[0] for k, _ in rows} == {"a", "m"}
     assert all((n == 0) == k.startswith("m") for k, n in rows)
+    # without a data mixture, ESPnet's samplers batch by speech shapes: text-only utterances are refused
+    args.data_mixture = None
+    with pytest.raises(ValueError, match=r"utt2task: 4 text-only training utterances \(e\.g\. m0.*data_mixture"):
+        CSSTTask.build_iter_factory(args, DistributedOption(), "train")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
     python -m csst_espnet.bin.data_dir utt2dur DIR
     python -m csst_espnet.bin.data_dir import-manifest MANIFEST(.tsv|.jsonl) OUT --lang_pair zh-en
         [--subsets true] [--check_audio true]
+    python -m csst_espnet.bin.data_dir text-pairs TSV OUT --lang zh [--speaker mt_zh]
 
 ``validate`` exits 1 and prints one line per problem (``DIR/FILE:LINE: utt UTT: kind:
 message``) unless ``--drop_invalid true``, which removes the invalid utterances from
@@ -25,7 +26,8 @@ non-negative integer ids, and as many 10 ms frames as the audio has, within 2; a
 (optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels. Options take dashes or underscores alike.
 ``import-manifest`` writes the data directory of a corpus manifest (``csst_espnet.data.manifest``:
 fields, and the rules for missing language labels, tasks, speakers and ids), with ``--subsets true``
-also ``OUT_cs`` and ``OUT_mono``.
+also ``OUT_cs`` and ``OUT_mono``. ``text-pairs`` writes text translation examples (task ``mt``, no
+audio; ``csst_espnet.data.text_pairs``).
 """
 
 import argparse
@@ -37,7 +39,7 @@ from typing import List, Optional, Sequence
 from espnet2.utils.types import str2bool
 
 from csst_espnet.data import kaldi_dir as kd
-from csst_espnet.data import manifest
+from csst_espnet.data import manifest, text_pairs
 from csst_espnet.utils.cli import add_option
 
 
@@ -104,6 +106,12 @@ def get_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("utt2dur", help="compute DIR/utt2dur from segments or audio headers")
     d.add_argument("dir")
 
+    t = sub.add_parser("text-pairs", help="a TSV of text translation pairs -> a text-only data directory (task mt)")
+    t.add_argument("tsv", help="source<TAB>target lines")
+    t.add_argument("out", help="the data directory to write")
+    add_option(t, "lang", required=True, help="the source language (utt2lang)")
+    add_option(t, "speaker", default=None, help="pseudo speaker and id prefix (default: mt_<lang>)")
+
     m = sub.add_parser("import-manifest", help="a corpus manifest (TSV or JSONL) -> a data directory")
     m.add_argument("manifest", help="a .tsv (with a header row) or .jsonl file")
     m.add_argument("out", help="the data directory to write")
@@ -158,6 +166,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.cmd == "import-manifest":
             summary = manifest.import_manifest(args.manifest, args.out, args.lang_pair, args.subsets, args.check_audio)
             print(f"{args.out}: {summary}")
+        elif args.cmd == "text-pairs":
+            d = text_pairs.text_pair_dir(args.tsv, args.lang, args.speaker)
+            d.write(args.out)
+            print(f"{args.out}: {len(d.utt_ids())} text translation examples ({args.lang} -> text, task mt)")
         elif args.cmd == "combine":
             print(f"{args.out}: {kd.write_combined(args.out, args.dirs)} utterances from {len(args.dirs)} directories")
         elif args.cmd == "subset":

@@ -31,9 +31,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from tqdm import tqdm
 
 from csst_espnet.data.audio import audio_info, inspect_audio
+from csst_espnet.text.prompt import TASKS, TEXT_TASKS
 
 DEFAULT_LANGUAGES = ("zh", "en", "es", "cs")
-DEFAULT_TASKS = ("asr", "st")
+DEFAULT_TASKS = TASKS
 DEFAULT_REQUIRED = ("wav.scp", "utt2spk", "text", "utt2lang", "utt2task")
 RECO_FILES = ("reco2dur", "reco2file_and_channel")
 SPK_FILES = ("spk2gender",)
@@ -47,6 +48,8 @@ UNLABELLED_FRAME = "-"  # lang_ali label of a frame without a language
 CODE_SWITCH = "cs"  # utt2lang of code-switched speech: never a frame's language
 ALI_FRAMES_PER_SECOND = 100  # alignment frames: 10 ms
 ALI_TOLERANCE = 2  # frames an alignment may differ from its audio's duration
+# what only speech has: a text-only utterance (a TEXT_TASKS example: src_text -> text) has none of these
+SPEECH_FILES = ("wav.scp", "segments", "utt2dur", "utt2num_samples", "utt2voice", PHONE_ALI, LANG_ALI)
 _TEXT_FILE = re.compile(r"^(src_)?text(\.\d+)?$")
 
 
@@ -217,6 +220,12 @@ class DataDir:
     def has_segments(self) -> bool:
         return "segments" in self.utt
 
+    def is_text_only(self) -> bool:
+        """Whether every utterance is a text-only example (utt2task in ``TEXT_TASKS``; no audio)."""
+        tasks = self.utt.get("utt2task", {})
+        return (not self.reco and not any(n in self.utt for n in SPEECH_FILES) and bool(tasks)
+                and all(t in TEXT_TASKS for t in tasks.values()))
+
     def utt_ids(self) -> List[str]:
         """Sorted utterance ids: those of ``utt2spk`` (or of the first per-utt file)."""
         for n in ("utt2spk", "text", "wav.scp", "segments"):
@@ -279,12 +288,14 @@ def combine(dirs: Sequence[DataDir], names: Optional[Sequence[str]] = None) -> D
     """Union of data dirs; duplicate utterance ids (or clashing recordings) are errors.
 
     A file missing from some of the inputs is left out of the result (with a warning),
-    as Kaldi's combine_data.sh does, so that the result stays consistent.
+    as Kaldi's combine_data.sh does, so that the result stays consistent; except that a text-only
+    input (:meth:`DataDir.is_text_only`) keeps the speech files (:data:`SPEECH_FILES`) of the others.
     """
     names = list(names or [f"dir{i + 1}" for i in range(len(dirs))])
     if not dirs:
         raise ValueError("nothing to combine")
-    seg = {d.has_segments for d in dirs}
+    text_only = [d.is_text_only() for d in dirs]
+    seg = {d.has_segments for d, no_speech in zip(dirs, text_only) if not no_speech}
     if len(seg) > 1:
         raise ValueError("cannot combine directories with and without segments")
     out = DataDir()
@@ -305,13 +316,14 @@ def combine(dirs: Sequence[DataDir], names: Optional[Sequence[str]] = None) -> D
         all_names = sorted({n for f in files for n in f})
         merged: Dict[str, Dict[str, str]] = {}
         for n in all_names:
-            missing = [nm for f, nm in zip(files, names) if n not in f]
+            missing = [nm for f, nm, no_speech in zip(files, names, text_only)
+                       if n not in f and not (no_speech and (kind == "reco" or n in SPEECH_FILES))]
             if missing:
                 logging.warning("combine: %s is missing in %s; leaving it out", n, ", ".join(missing))
                 continue
             table: Dict[str, str] = {}
             for f, nm in zip(files, names):
-                for k, v in f[n].items():
+                for k, v in f.get(n, {}).items():
                     if k in table and table[k] != v:
                         raise ValueError(f"{n}: id {k} differs between inputs ({nm})")
                     table[k] = v
@@ -430,6 +442,7 @@ ISSUE_KINDS = {
     "spk2utt_mismatch": "spk2utt disagrees with utt2spk",
     "empty_text": "empty or whitespace-only text", "unknown_language": "utt2lang label not allowed",
     "unknown_task": "utt2task label not allowed",
+    "text_only_without_source": "a text-only (mt) utterance without src_text",
     "language_script": "utt2lang contradicts the script of the transcript",
     "target_too_long": "text longer than the decoder's limit (tokens)",
     # audio
@@ -587,12 +600,17 @@ def validate(
     for n in utt_files:
         all_ids |= set(tables[n])
 
-    # --- consistency across files
+    # --- consistency across files (a text-only utterance has no speech files, and needs its source text)
+    text_only = {u for u, task in tables.get("utt2task", {}).items() if task in TEXT_TASKS}
     for u in sorted(all_ids, key=sort_key):
         have = [n for n in utt_files if u in tables[n]]
-        lacking = [n for n in utt_files if u not in tables[n]]
+        lacking = [n for n in utt_files if u not in tables[n] and not (u in text_only and n in SPEECH_FILES)]
         for n in lacking:
             issues.append(Issue(n, None, u, "missing_id", f"utterance is in {', '.join(have)} but not in {n}"))
+
+    for u in sorted(text_only - set(tables.get("src_text", {})), key=sort_key):
+        issues.append(Issue("src_text", None, u, "text_only_without_source",
+                            f"a {tables['utt2task'][u]} utterance (no speech) needs its source text in src_text"))
 
     utt2spk = tables.get("utt2spk", {})
     for u, s in utt2spk.items():

@@ -83,9 +83,8 @@ PRESETS: Dict[str, Dict[str, int]] = {
     "tiny": {"train_asr_{source}": 6, "train_asr_{target}": 6, "train_st_{source}": 6, "train_cs": 3,
              "dev": 4, "test_cs": 3, "test_mono": 3, "lm_extra": 30, "train_speakers": 4,
              "test_speakers": 2},
-    # a multilingual corpus on a CPU: zh-en,es-en,fr-en,de-en in 808 utterances, 0.97 h (133 s of
-    # synthesis with 2 processes on a busy 2-core host, egs2/mini_multi/st1/README.md)
-    "small": {"train_asr_{source}": 40, "train_asr_{target}": 60, "train_st_{source}": 40, "train_cs": 30,
+    # a multilingual corpus whose recipe trains on a CPU (egs2/mini_multi/st1/README.md: sizes, cost)
+    "small": {"train_asr_{source}": 150, "train_asr_{target}": 150, "train_st_{source}": 150, "train_cs": 100,
               "dev": 16, "test_cs": 20, "test_mono": 20, "lm_extra": 300, "train_speakers": 24,
               "test_speakers": 6},
     # sized for the whole recipe on 2 CPU cores (README: what it costs)

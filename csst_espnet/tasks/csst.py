@@ -278,11 +278,26 @@ class CSSTTask(AbsTask):
     ) -> AbsIterFactory:
         """ESPnet's iterators, except training batches under ``--data_mixture`` (``build_mixture_iter_factory``)."""
         if mode != "train" or not getattr(args, "data_mixture", None):
+            if mode == "train":
+                cls._refuse_text_only_utterances(args)
             return super().build_iter_factory(args, distributed_option, mode, kwargs)
         iter_options = cls.build_iter_options(args, distributed_option, mode)
         for key, value in (kwargs or {}).items():
             setattr(iter_options, key, value)
         return cls.build_mixture_iter_factory(args, iter_options)
+
+    @classmethod
+    def _refuse_text_only_utterances(cls, args: argparse.Namespace) -> None:
+        """Text-only training utterances (no speech) are drawn by a data mixture only: ESPnet's samplers
+        batch by the speech shapes and would leave them out without a word."""
+        for path, name, _ in args.train_data_path_and_name_and_type:
+            if name != "task":
+                continue
+            text_only = [utt for utt, task in read_table(path).items() if task in TEXT_TASKS]
+            if text_only:
+                raise ValueError(f"{path}: {len(text_only)} text-only training utterances (e.g. {text_only[0]}: "
+                                 f"task {TEXT_TASKS}) are drawn only by a data_mixture; set data_mixture in the "
+                                 "config (tasks: {..., mt: share}) or leave them out of this training data")
 
     @classmethod
     def build_mixture_iter_factory(cls, args: argparse.Namespace, iter_options: IteratorOptions) -> AbsIterFactory:

@@ -77,6 +77,9 @@ extra_sets=           # more sets formatted and validated in stages 3-4, decoded
 asr_test_sets=        # sets also decoded and scored as ASR (WER/CER/MER) by the models that trained on ASR:
                       # stage 4 makes <set>_asr from <set>
                       # (text := src_text, utt2task := asr, ids <id>-asr; <set> must have src_text)
+text_train_sets=      # training sets without audio: text translation examples (utt2task mt, src_text -> text);
+                      # stage 3 copies them, stage 4 validates them without audio, and a phase listing one
+                      # draws them through its config's data_mixture (tasks: {..., mt: share})
 phase1_train_sets=    # training data of each phase (default: train_sets)
 phase2_train_sets=
 phase3_train_sets=
@@ -149,7 +152,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --use_text_lm true|false, --text_lm_config YAML, --text_lm_dir DIR, --text_lm_args "...", --text_lm_oracle true|false,
   --train_sets "...", --valid_set SET, --test_sets "...", --asr_test_sets "...",
   --test_conditions "snr10 snr0 telephone reverb long", --condition_sets "...", --condition_seed N,
-  --extra_sets "...",
+  --extra_sets "...", --text_train_sets "...",
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
@@ -197,7 +200,7 @@ phase3_train_sets=${phase3_train_sets:-${train_sets}}
 phase1_valid_set=${phase1_valid_set:-${valid_set}}
 if [ -z "${cs_only_train_sets}" ]; then
     for _s in ${phase3_train_sets}; do
-        case " ${phase2_train_sets} " in *" ${_s} "*) ;; *) cs_only_train_sets+="${_s} " ;; esac
+        case " ${phase2_train_sets} ${text_train_sets} " in *" ${_s} "*) ;; *) cs_only_train_sets+="${_s} " ;; esac
     done
 fi
 text_lm_dir=${text_lm_dir:-${expdir}/text_lm}
@@ -212,7 +215,9 @@ for _b in ${baselines}; do
     esac
 done
 use_espnet_st() { [[ " ${baselines} " == *" espnet_st "* ]]; }
-espnet_st_train_sets=${espnet_st_train_sets:-${phase3_train_sets}}
+is_text_set() { [[ " ${text_train_sets} " == *" $1 "* ]]; }
+speech_only() { local _s; for _s in "$@"; do is_text_set "${_s}" || echo -n "${_s} "; done; }
+espnet_st_train_sets=${espnet_st_train_sets:-$(speech_only ${phase3_train_sets})}
 espnet_st_tag=${espnet_st_tag:-$(basename "${espnet_st_config}" .yaml)}${tag_suffix}
 espnet_st_exp=${expdir}/${espnet_st_tag}
 espnet_st_stats_dir=${expdir}/espnet_st_stats
@@ -244,6 +249,7 @@ base_valid_sets=$(for _s in "${valid_set}" "${phase1_valid_set}"; do
 done | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 all_sets=$(echo ${all_train_sets} ${base_valid_sets} ${test_sets} ${asr_test_sets} ${extra_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 source_sets=${all_sets}  # the sets stage 1 writes
+speed_perturb_sets=${speed_perturb_sets:-$(speech_only ${all_train_sets})}
 # stage 2 makes <set>_<condition> of every condition set; a test set is decoded with its copies
 condition_sets=${condition_sets:-${test_sets}}
 condition_copies=$(for _s in ${condition_sets}; do for _c in ${test_conditions}; do echo "${_s}_${_c}"; done; done | tr '\n' ' ')
@@ -305,8 +311,8 @@ frame_alignments() {  # frame_alignments DIR: the alignment files (one label per
     for _a in phone_ali lang_ali; do [ -f "$1/${_a}" ] && _out+="${_out:+, }${_a}"; done
     echo "${_out}"
 }
-has_column() {  # has_column DIR FILE: whether DIR/FILE has an entry for every utterance of DIR/wav.scp
-    [ -f "$1/$2" ] && cmp -s <(cut -d ' ' -f 1 "$1/wav.scp") <(cut -d ' ' -f 1 "$1/$2")
+has_column() {  # has_column DIR FILE: whether DIR/FILE has an entry for every utterance of DIR (its text)
+    [ -f "$1/$2" ] && cmp -s <(cut -d ' ' -f 1 "$1/text") <(cut -d ' ' -f 1 "$1/$2")
 }
 llm_args() {  # the LLM / tokenizer options of csst_train that stages 5 and 6 decide
     if "${use_text_lm}"; then
@@ -333,8 +339,8 @@ if run_stage 2 && [ -z "${speed_perturb_factors}${test_conditions}" ]; then
 elif run_stage 2; then
     stage_begin 2 "Speed perturbation and robustness test conditions"
     if [ -n "${speed_perturb_factors}" ]; then
-        log "speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets:-${all_train_sets}}"
-        for _s in ${speed_perturb_sets:-${all_train_sets}}; do
+        log "speed perturbation (${speed_perturb_factors}) of ${speed_perturb_sets}"
+        for _s in ${speed_perturb_sets}; do
             _ali=$(frame_alignments "data/${_s}"); [ -z "${_ali}" ] || _ali=", ${_ali} stretched to the new durations"
             log "reads data/${_s}, writes data/${_s}_sp (audio in data/${_s}_sp/wav${_ali})"
             # shellcheck disable=SC2086
@@ -357,7 +363,7 @@ elif run_stage 2; then
 fi
 # after speed perturbation, training sets are their perturbed versions
 if [ -n "${speed_perturb_factors}" ]; then
-    for _s in ${speed_perturb_sets:-${all_train_sets}}; do
+    for _s in ${speed_perturb_sets}; do
         sp_map+=" ${_s}"
     done
 fi
@@ -370,6 +376,12 @@ if run_stage 3; then
     for _s in ${all_sets}; do
         _src=data/$(sp_name "${_s}")
         _dst=${data_feats}/$(sp_name "${_s}")
+        if is_text_set "${_s}"; then
+            log "reads ${_src}, writes ${_dst} (text only: copied)"
+            "${python}" -m csst_espnet.bin.data_dir combine "${_dst}" "${_src}" >/dev/null
+            write_resume "${_dst}" 3
+            continue
+        fi
         _ali=$(frame_alignments "${_src}"); [ -z "${_ali}" ] || _ali=", ${_ali} carried"
         log "reads ${_src}, writes ${_dst} (audio in ${_dst}/data${_ali})"
         "${python}" -m csst_espnet.bin.format_audio --fs "${fs}" --nj "${nj}" "${_src}" "${_dst}"
@@ -387,6 +399,7 @@ if run_stage 4; then
         _dir=${data_feats}/$(sp_name "${_s}")
         _required=wav.scp,utt2spk,text,utt2lang,utt2task
         _why=
+        if is_text_set "${_s}"; then _required=utt2spk,text,utt2lang,utt2task,src_text; _why=" (text only)"; fi
         if [[ " $(asr_copy_sets) " == *" ${_s} "* ]]; then  # ASR copies (made below) need transcripts
             _required+=,src_text; _why=" (src_text is needed to make ${data_feats}/${_s}_asr)"
         fi
@@ -606,7 +619,7 @@ fi
 if run_stage 9; then
     stage_begin 9 "Shape statistics: csst_train --collect_stats true -> ${stats_dir}"
     _train_dirs=()
-    for _s in ${all_train_sets}; do _train_dirs+=("${data_feats}/$(sp_name "${_s}")"); done
+    for _s in $(speech_only ${all_train_sets}); do _train_dirs+=("${data_feats}/$(sp_name "${_s}")"); done
     _valid_dirs=()
     for _s in $(echo "${valid_set} ${phase1_valid_set}" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
         _valid_dirs+=("${data_feats}/${_s}")
