@@ -119,6 +119,7 @@ def _data_dir(path, n=5):
         utt2spk[utt] = f"spk{i % 2}"
     d = kd.DataDir()
     d.utt.update({"wav.scp": wavs, "text": texts, "text.2": texts, "utt2spk": utt2spk, kd.LANG_ALI: lang_ali,
+                  "src_text": {u: "句子 很好" for u in wavs}, kd.WORD_LANG: {u: "zh zh" for u in wavs},
                   "utt2lang": {u: "zh" if i % 2 else "cs" for i, u in enumerate(wavs)},
                   "utt2task": {u: "st" for u in wavs}})
     d.write(str(path))
@@ -132,7 +133,8 @@ def test_condition_dir_noise_and_long(tmp_path):
     assert counts == {"utterances": 5, "written": 5}
     out = kd.DataDir.read(str(tmp_path / "test_snr10"))
     assert out.utt["text"] == {f"{u}-snr10": t for u, t in d.utt["text"].items()}
-    assert out.utt[kd.LANG_ALI] == {f"{u}-snr10": t for u, t in d.utt[kd.LANG_ALI].items()}
+    for name in (kd.LANG_ALI, kd.WORD_LANG):
+        assert out.utt[name] == {f"{u}-snr10": t for u, t in d.utt[name].items()}
     for u, p in d.utt["wav.scp"].items():
         x, _ = soundfile.read(p, dtype="float32")
         y, _ = soundfile.read(out.utt["wav.scp"][f"{u}-snr10"], dtype="float32")
@@ -150,6 +152,7 @@ def test_condition_dir_noise_and_long(tmp_path):
     ids = d.utt_ids()
     assert list(long.utt["text"]) == [f"{ids[0]}-long", f"{ids[2]}-long"]  # 5 utterances: 2 + 3
     assert long.utt["text"][f"{ids[2]}-long"] == " ".join(d.utt["text"][u] for u in ids[2:])
+    assert long.utt[kd.WORD_LANG][f"{ids[2]}-long"] == "zh zh zh zh zh zh"  # one label per src_text word
     assert long.utt["utt2lang"] == {f"{ids[0]}-long": "cs", f"{ids[2]}-long": "cs"}  # cs + zh -> cs
     assert kd.validate(str(tmp_path / "test_long"), fs=FS, progress=False).ok
 

@@ -68,6 +68,12 @@ def _train_dir(d, utts, src_text):
     return ["--train_dirs", train]
 
 
+def _word_lang(d):
+    """word_lang for every utterance (src_text: a Mandarin word, an id), one label short for UTT."""
+    src = kd.read_table(os.path.join(d, "src_text"))
+    kd.write_table(os.path.join(d, kd.WORD_LANG), {u: "zh" if u == UTT else "zh en" for u in src})
+
+
 # name: (make the fault in directory d and return extra CLI options, kind, file, exit status)
 CASES = {
     "missing audio file": (lambda d: os.remove(_wav_of(d)), "missing_audio", "wav.scp", 1),
@@ -102,6 +108,7 @@ CASES = {
                                "unknown_language", "utt2lang", 1),
     "language label contradicts script": (lambda d: set_line(os.path.join(d, "utt2lang"), UTT, f"{UTT} en"),
                                           "language_script", "src_text", 1),
+    "word languages not one per word": (_word_lang, "word_lang", "word_lang", 1),
     "segment beyond the recording": (_segments, "segment_out_of_range", "segments", 1),
     "audio longer than the encoder takes": (lambda d: _long_audio(d) or ["--max_encoder_dur", "1.5"],
                                             "exceeds_encoder", "utt2dur", 1),

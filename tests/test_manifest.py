@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import soundfile
 
 from conftest import synth_utterance
 from csst_espnet.data import kaldi_dir as kd
-from csst_espnet.data.language_id import language_of
+from csst_espnet.data.language_id import language_of, latin_language
 from csst_espnet.data.manifest import ManifestError, import_manifest, safe_id
+from csst_espnet.synth.pairs import get_pair
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,9 +27,32 @@ REPO = Path(__file__).resolve().parents[1]
     ("sí claro porque mañana", "es-en", "es"),
     ("yeah I know what you mean", "es-en", "en"),
     ("mhm okay", "es-en", None),
+    ("nous utilisons the gradient descent pour entraîner ce modèle", "fr-en", "cs"),
+    ("c'est tout pour aujourd'hui", "fr-en", "fr"),
+    ("we will talk about it on monday", "en-fr", "en"),
+    ("ok 2024", "fr-en", None),
+    ("wir verwenden the loss function", "de-en", "cs"),
+    ("das ist alles für heute", "de-en", "de"),
+    ("this is all for today", "de-en", "en"),
+    ("so was in an", "de-en", None),  # English and German words alike
 ])
 def test_language_rules(text, pair, label):
     assert language_of(text, pair) == label
+
+
+@pytest.mark.parametrize("source", ["es", "fr", "de"])
+def test_word_rules_on_every_sentence_of_the_synthetic_grammars(source):
+    """Over a grammar's ~1,400 sentences: every translation (and paraphrase) is English by the pair's
+    rule and by latin_language, never another language; every source sentence is the source language by
+    the pair's rule, and by latin_language (among en, es, fr, de) at least 90 %, never another."""
+    pair = get_pair(f"{source}-en")
+    sentences = pair.sentences(7)
+    found = Counter(latin_language(s.source) for s in sentences)
+    assert set(found) <= {source, None} and found[source] >= 0.9 * len(sentences), found
+    assert {language_of(s.source, pair.name) for s in sentences} == {source}
+    english = [t for s in sentences for t in (s.target, s.target_alt)]
+    assert {latin_language(t) for t in english} == {"en"}
+    assert {language_of(t, pair.name) for t in english} == {"en"}
 
 
 def test_a_pair_without_a_rule_needs_labels():

@@ -114,7 +114,8 @@ def test_format_audio_resamples_cuts_and_reports_unreadable(tmp_path):
     soundfile.write(src / "rec2.flac", rec, 8000)
     (src / "wav.scp").write_text(f"rec1 {src}/rec1.wav\nrec2 {src}/rec2.flac\nrec3 {src}/missing.wav\n")
     (src / "segments").write_text("spk-a rec1 0.0 1.0\nspk-b rec1 1.0 2.5\nspk-c rec2 0.5 1.0\nspk-d rec3 0 1\n")
-    for name, value in (("text", "hello"), ("utt2lang", "en"), ("utt2task", "asr")):
+    for name, value in (("text", "hello"), ("src_text", "hello"), (kd.WORD_LANG, "en"), ("utt2lang", "en"),
+                        ("utt2task", "asr")):
         (src / name).write_text("".join(f"spk-{x} {value}\n" for x in "abcd"))
     (src / "utt2spk").write_text("".join(f"spk-{x} spk\n" for x in "abcd"))
     out = tmp_path / "out"
@@ -126,6 +127,7 @@ def test_format_audio_resamples_cuts_and_reports_unreadable(tmp_path):
     x, rate = soundfile.read(d.utt["wav.scp"]["spk-b"])
     assert rate == 16000 and x.ndim == 1 and len(x) == 24000
     assert "spk-d" in d.utt["text"]  # text stays: stage 4 reports the missing audio
+    assert d.utt[kd.WORD_LANG] == {f"spk-{x}": "en" for x in "abcd"}  # every per-utterance file is carried
     assert "spk-d" in (out / "format_errors.txt").read_text()
     res = kd.validate(str(out), fs=16000, progress=False)
     assert any(i.utt == "spk-d" and i.kind == "missing_id" for i in res.issues)
@@ -378,11 +380,14 @@ def test_asr_dir_and_lm_text(tmp_path):
     kd.write_table(str(d / "phone_ali"), {u: " ".join(["0"] * 10 + ["1"] * 30 + ["0"] * 10)
                                           for u in kd.read_table(str(d / "wav.scp"))})
     (d / "text.2").write_text((d / "text").read_text())
+    kd.write_table(str(d / kd.WORD_LANG), {u: ("zh -" if "源" in t else "en -")
+                                           for u, t in kd.read_table(str(d / "src_text")).items()})
     data_ops.asr_dir(str(d), str(tmp_path / "dev_asr"))
     a = kd.DataDir.read(str(tmp_path / "dev_asr"))
     copy = lambda table: {f"{u}-asr": v for u, v in table.items()}  # ids unique over set and copy
     assert a.utt["text"] == copy(kd.read_table(str(d / "src_text")))
     assert a.utt["phone_ali"] == copy(kd.read_table(str(d / "phone_ali")))  # the same audio
+    assert a.utt[kd.WORD_LANG] == copy(kd.read_table(str(d / kd.WORD_LANG)))  # the words of text = src_text
     assert a.utt["wav.scp"] == copy(kd.read_table(str(d / "wav.scp")))
     assert a.utt["utt2spk"] == copy(kd.read_table(str(d / "utt2spk")))
     assert kd.validate(str(tmp_path / "dev_asr"), progress=False).ok

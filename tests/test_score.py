@@ -192,3 +192,105 @@ def test_english_inserted_into_a_mandarin_reference(tmp_path):
     (tmp_path / "score.json").write_text(json.dumps(res))
     sub = results.entry(str(tmp_path))["subsets"]["all"]
     assert sub["mer_en"] is None and sub["mer_zh"] == 0.0 and sub["mer"] == 25.0  # 1 insertion, 4 characters
+
+
+# Spanish-English code-switching (test_cs_es of egs2/mini_multi): the English words are the ones word_lang says
+ES_SRC = {
+    "s3-es1": "usamos el gradient descent para entrenar este modelo",
+    "s3-es2": "hoy vamos a hablar del transfer learning",
+}
+ES_WORD_LANG = {"s3-es1": "es es en en es es es es", "s3-es2": "es es es es es en en"}
+ES_REFS = {"s3-es1": "we use gradient descent to train this model", "s3-es2": "today we will talk about transfer learning"}
+ES_HYPS = {"s3-es1": "we use gradient descent to train this model", "s3-es2": "today we talk about learning"}
+
+
+def test_recall_counts_the_english_words_of_word_lang():
+    """es-en: only the words labelled en count (4, 3 found); without word_lang every Latin-script word
+    counts (15, Spanish ones included), today's figure."""
+    lang = {u: "cs" for u in ES_SRC}
+    res = scoring.score(ES_HYPS, [ES_REFS], tgt_lang="en", utt2lang=lang, src_text=ES_SRC, word_lang=ES_WORD_LANG)
+    cs = res["subsets"]["cs"]
+    assert (cs["en_words"], cs["en_words_found"], cs["en_words_by"]) == (4, 3, "word_lang")
+    assert cs["en_word_recall"] == pytest.approx(75.0)
+    old = scoring.score(ES_HYPS, [ES_REFS], tgt_lang="en", utt2lang=lang, src_text=ES_SRC)["subsets"]["cs"]
+    assert (old["en_words"], old["en_words_found"], old["en_words_by"]) == (15, 3, "script")
+    # without utt2lang the CS utterances are those with English and another language in word_lang
+    mono = dict(ES_WORD_LANG, **{"s3-es2": "es es es es es es es"})
+    res = scoring.score(ES_HYPS, [ES_REFS], tgt_lang="en", src_text=ES_SRC, word_lang=mono)
+    assert res["subsets"]["all"]["en_words"] == 2
+
+
+def test_recall_with_word_lang_of_zh_en_equals_the_script_rule():
+    """zh-en: labels from the script give the figure the script rule gives (75 %, test above)."""
+    word_lang = {u: " ".join("zh" if er.cjk_tokens(w) else "en" for w in SRC[u].split()) for u in SRC}
+    res = scoring.score(HYPS, [REFS], task="st", tgt_lang="en", utt2lang=LANG, src_text=SRC, word_lang=word_lang)
+    cs = res["subsets"]["cs"]
+    assert cs["en_words"] == 8 and cs["en_word_recall"] == pytest.approx(75.0) and cs["en_words_by"] == "word_lang"
+
+
+def test_cli_reads_word_lang_beside_src_text_says_so_and_checks_it(tmp_path, capsys):
+    from csst_espnet.recipe import results
+
+    bad = dict(ES_WORD_LANG, **{"s3-es2": "es es en"})
+    with pytest.raises(scoring.ScoringError, match="s3-es2 has 3 labels for the 7 words"):
+        scoring.score(ES_HYPS, [ES_REFS], tgt_lang="en", src_text=ES_SRC, word_lang=bad)
+    d = tmp_path / "test_cs_es"
+    d.mkdir()
+    ref, hyp = write(d / "text", ES_REFS), write(tmp_path / "hyp", ES_HYPS)
+    write(d / "src_text", ES_SRC)
+    wl = write(d / "word_lang", bad)
+    assert cli.main(["--hyp", hyp, "--ref", ref, "--task", "st", "--tgt_lang", "en"]) == 1
+    assert "utterance s3-es2 has 3 labels" in (err := capsys.readouterr().err) and wl in err
+    write(d / "word_lang", ES_WORD_LANG)  # beside src_text: used, and said so (here and in RESULTS.md)
+    out_json = tmp_path / "decode" / "score.json"
+    assert cli.main(["--hyp", hyp, "--ref", ref, "--task", "st", "--tgt_lang", "en",
+                     "--out_json", str(out_json)]) == 0
+    assert f"English words of the recall: labelled en in {wl}" in capsys.readouterr().out
+    res = json.loads(out_json.read_text())
+    assert res["word_lang"] == wl and res["subsets"]["all"]["en_words"] == 4
+    notes = results._metric_notes({"test_cs_es": results.entry(str(tmp_path / "decode"))})
+    assert notes[0] == "EnRecall, English words of the `cs` transcripts: the words `word_lang` labels `en` (test_cs_es)."
+    lang = write(d / "utt2lang", {u: "cs" for u in ES_SRC})
+    assert cli.main(["--hyp", hyp, "--ref", ref, "--task", "st", "--tgt_lang", "en", "--utt2lang", lang,
+                     "--word_lang", "none"]) == 0
+    assert "every Latin-script word of the transcripts (script rule" in capsys.readouterr().out
+
+
+# untranslated output of an X->en model: sentences of the synthetic grammars, source and translation
+OUTPUTS = {
+    "es": [("usamos el descenso de gradiente para entrenar este modelo", "we use gradient descent to train this model"),
+           ("hoy vamos a hablar del aprendizaje por refuerzo", "today we will talk about reinforcement learning"),
+           ("por favor recuerden esta tasa de aprendizaje", "please remember this learning rate"),
+           ("alguien tiene preguntas", "does anyone have questions")],
+    "fr": [("nous utilisons la descente de gradient pour entraîner ce modèle",
+            "we use gradient descent to train this model"),
+           ("aujourd'hui nous allons parler de la régularisation", "today we will talk about regularization"),
+           ("je ne comprends toujours pas la fonction de perte", "i still do not understand the loss function"),
+           ("c'est tout pour aujourd'hui", "that is all for today")],
+    "de": [("wir verwenden den Gradientenabstieg um dieses Modell zu trainieren",
+            "we use gradient descent to train this model"),
+           ("heute sprechen wir über die Regularisierung", "today we will talk about regularization"),
+           ("ich verstehe die Verlustfunktion immer noch nicht", "i still do not understand the loss function"),
+           ("das ist alles für heute", "that is all for today")],
+}
+
+
+@pytest.mark.parametrize("lang", sorted(OUTPUTS))
+def test_off_target_by_words_for_latin_script_sources(lang):
+    """An X->en hypothesis still in Spanish, French or German is off-target (counted under its language),
+    its English translation is not; ASR output of the source language in English is off-target too."""
+    refs = {f"u{i}": en for i, (_, en) in enumerate(OUTPUTS[lang])}
+    untranslated = {f"u{i}": src for i, (src, _) in enumerate(OUTPUTS[lang])}
+    all_ = scoring.score(untranslated, [refs], tgt_lang="en")["subsets"]["all"]
+    assert all_["off_target"] == 4 and all_["off_target_langs"] == {lang: 4}
+    all_ = scoring.score(refs, [refs], tgt_lang="en")["subsets"]["all"]
+    assert all_["off_target"] == 0 and all_["off_target_langs"] == {}
+    asr = scoring.score(refs, [untranslated], task="asr", utt2lang={u: lang for u in refs})["subsets"]["all"]
+    assert asr["off_target_langs"] == {"en": 4}
+
+
+def test_off_target_of_mandarin_stays_by_script():
+    assert scoring.off_target_language("我们检查损失函数", "en") == "cjk"
+    assert scoring.off_target_language("we check the loss function", "zh") == "en"
+    assert scoring.off_target_language("gradient descent", "zh") == "latin"  # no word evidence: the script
+    assert scoring.off_target_language("我们检查 loss function", "zh") is None

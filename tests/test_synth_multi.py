@@ -112,6 +112,27 @@ def test_labels_match_speech_and_words(corpora):
     assert all(r.ok for r in res), [r.report() for r in res if not r.ok]
 
 
+def test_word_lang_labels_every_word_of_src_text(corpora):
+    """word_lang: one label per src_text word, the utterance's language in monolingual speech; in
+    code-switched speech English exactly where lang_ali has English frames, on words of the English
+    vocabulary (es-en), and the matrix language on the others."""
+    a = corpora[0]
+    grammar = __import__("csst_espnet.synth.grammar_es_en", fromlist=["GRAMMAR"]).GRAMMAR
+    english, spanish = grammar.words(target=True), grammar.words(target=False)
+    for s in SETS:
+        d = os.path.join(a, s)
+        tab = {n: kd.read_table(os.path.join(d, n)) for n in ("utt2lang", "src_text", "lang_ali", kd.WORD_LANG)}
+        assert tab[kd.WORD_LANG].keys() == tab["src_text"].keys(), s
+        for u, lang in tab["utt2lang"].items():
+            labels, src_words = tab[kd.WORD_LANG][u].split(), tab["src_text"][u].split()
+            assert len(labels) == len(src_words), (s, u)
+            frames = set(tab["lang_ali"][u].split()) - {kd.UNLABELLED_FRAME}
+            assert set(labels) == (frames if lang == "cs" else {lang}), (s, u, labels)
+            if lang == "cs" and "es" in frames:
+                by_lang = {g: {w for w, x in zip(src_words, labels) if x == g} for g in ("es", "en")}
+                assert by_lang["en"] <= english and by_lang["es"] <= spanish, (s, u)
+
+
 def test_held_out_voices(corpora):
     """The voice families of dev_unseen and the test _unseen sets are never heard in training, dev or the
     other test sets; the held-out accents (es, fr-ch, en-gb-scotland, en-029) are not heard there either."""

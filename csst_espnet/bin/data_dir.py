@@ -23,7 +23,8 @@ last line. Audio at a rate other than ``--fs`` is an error, or with ``--resample
 ``--fs`` under ``DIR/resampled/``. With ``--train_dirs``, utterances whose speaker or source sentence
 occurs in those training directories are warnings (the exit status stays 0). A ``phone_ali`` (optional) must have an entry for every utterance,
 non-negative integer ids, and as many 10 ms frames as the audio has, within 2; a ``lang_ali``
-(optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels. Options take dashes or underscores alike.
+(optional) the same, with language codes of ``--languages`` (not ``cs``) or ``-`` as labels; a
+``word_lang`` (optional) such a label for every word of ``src_text``. Options take dashes or underscores alike.
 ``import-manifest`` writes the data directory of a corpus manifest (``csst_espnet.data.manifest``:
 fields, and the rules for missing language labels, tasks, speakers and ids), with ``--subsets true``
 also ``OUT_cs`` and ``OUT_mono``. ``text-pairs`` writes text translation examples (task ``mt``, no

@@ -9,7 +9,8 @@ pair with the clean set's by the suffix). Noise is babble made of other
 utterances of the same set (never the utterance itself) or coloured noise; rooms are drawn with a
 seed of their own, never those of training augmentation. ``long`` joins ``long_join`` consecutive
 utterances (id order, so mostly one speaker) with a pause between them into one, id
-``<first utt>-long``, texts joined with a space. Everything follows ``seed`` and the utterance id.
+``<first utt>-long``, texts (and ``word_lang``) joined with a space. Everything follows ``seed``
+and the utterance id.
 """
 
 import logging
@@ -117,7 +118,7 @@ def _long_dir(d: kd.DataDir, ids: List[str], wav_dir: str, long_join: int, pause
         last = groups.pop()
         groups[-1] += last
     new = kd.DataDir()
-    texts = [n for n in d.utt if kd.is_text_file(n)]
+    texts = [n for n in d.utt if kd.is_text_file(n) or n == kd.WORD_LANG]  # joined with a space
     for name in texts + ["utt2spk"] + [n for n in _LONG_LABELS if n in d.utt]:
         new.utt[name] = {}
     wav, num, dur = {}, {}, {}

@@ -9,7 +9,9 @@ Per-utterance files (first column = utterance id): ``wav.scp`` (when there is no
 and any other ``utt2*`` file, and the optional frame alignments, one label per 10 ms frame
 (``ceil(duration / 10 ms)`` frames, the last one possibly partial): ``phone_ali``, integer
 phone ids, and ``lang_ali``, language codes of the task's languages (never ``cs``) or ``-``
-for an unlabelled frame (silence, unknown).
+for an unlabelled frame (silence, unknown). The optional ``word_lang`` gives the language of every
+word (whitespace-separated token) of ``src_text``, one code per word (never ``cs``; ``-`` for none):
+what the scorer's English-word recall counts on code-switched utterances of Latin-script pairs (es-en).
 ``spk2utt`` is derived from ``utt2spk``.
 Per-recording files (with ``segments``): ``wav.scp``, ``reco2dur``,
 ``reco2file_and_channel``. Per-speaker: ``spk2gender``.
@@ -45,6 +47,7 @@ PHONE_ALI = "phone_ali"
 LANG_ALI = "lang_ali"
 FRAME_ALIGNMENTS = (PHONE_ALI, LANG_ALI)  # one label per 10 ms frame of the audio
 UNLABELLED_FRAME = "-"  # lang_ali label of a frame without a language
+WORD_LANG = "word_lang"  # the language of each word of src_text
 CODE_SWITCH = "cs"  # utt2lang of code-switched speech: never a frame's language
 ALI_FRAMES_PER_SECOND = 100  # alignment frames: 10 ms
 ALI_TOLERANCE = 2  # frames an alignment may differ from its audio's duration
@@ -60,7 +63,7 @@ def is_text_file(name: str) -> bool:
 def is_utt_file(name: str, has_segments: bool) -> bool:
     if name == "wav.scp":
         return not has_segments
-    if name in ("segments", "feats.scp") or name in FRAME_ALIGNMENTS or is_text_file(name):
+    if name in ("segments", "feats.scp", WORD_LANG) or name in FRAME_ALIGNMENTS or is_text_file(name):
         return True
     return name.startswith("utt2")
 
@@ -458,6 +461,7 @@ ISSUE_KINDS = {
     # frame alignments
     "empty_alignment": "an alignment without frames", "bad_alignment": "an alignment label not allowed",
     "alignment_length": "alignment frames disagree with the audio duration",
+    "word_lang": "word_lang not one language code per word of src_text",
     # warnings (the directory stays valid)
     "speaker_in_train": "a speaker of this set also in a training set",
     "sentence_in_train": "a source sentence of this set also in a training set",
@@ -756,6 +760,8 @@ def validate(
             issue = _check_ali(v, durs.get(u), bad_label)
             if issue:
                 issues.append(Issue(name, raws[name].line_of(u), u, *issue))
+    if WORD_LANG in tables:
+        issues.extend(_check_word_lang(tables, raws[WORD_LANG], _bad_language_code(languages)))
 
     order = {n: i for i, n in enumerate(sorted(raws))}
     issues.sort(key=lambda i: (sort_key(i.utt or ""), order.get(i.file, 99), i.line or 0))
@@ -873,6 +879,22 @@ def _check_ali(value: str, dur: Optional[float], bad_label) -> Optional[Tuple[st
             return ("alignment_length", f"{len(labels)} frames, but {dur:.3f}s of audio make {expected} "
                     f"frames of {1000 // ALI_FRAMES_PER_SECOND} ms (at most {ALI_TOLERANCE} off)")
     return None
+
+
+def _check_word_lang(tables: Dict[str, Dict[str, str]], raw: RawFile, bad_label) -> List[Issue]:
+    """Issues of ``word_lang``: a label ``bad_label`` rejects, a label count other than the number of
+    words of the utterance's ``src_text``, or no ``src_text`` at all."""
+    if "src_text" not in tables:
+        return [Issue(WORD_LANG, None, None, "word_lang", "there is no src_text whose words it labels", False)]
+    out = []
+    for u, v in tables[WORD_LANG].items():
+        labels, words = v.split(), tables["src_text"].get(u, "").split()
+        why = next((f"word {j + 1}: {t!r} {bad_label(t)}" for j, t in enumerate(labels) if bad_label(t)), None)
+        if why is None and len(labels) != len(words):
+            why = f"{len(labels)} labels for the {len(words)} words of src_text"
+        if why:
+            out.append(Issue(WORD_LANG, raw.line_of(u), u, "word_lang", why))
+    return out
 
 
 def clean(path: str, result: Optional[ValidationResult] = None, **validate_kwargs) -> Tuple[ValidationResult, List[Tuple[str, str]]]:

@@ -4,10 +4,12 @@ ST: BLEU and chrF with sacrebleu (tokenizer ``zh`` for Chinese targets, ``13a``
 otherwise), several references allowed. ASR: WER, CER and MER (see
 :mod:`csst_espnet.metrics.error_rate`), and the MER split into Mandarin and English
 tokens. Both: English-word recall on code-switch utterances (share of the English
-words of the source transcript that the hypothesis contains) and the
-off-target-language rate (non-empty hypotheses whose dominant script is not the
-target language's). With the decoder's per-hypothesis ``confidence`` (mean token
-log-probability): the score of the least confident tenth against the rest
+words of the source transcript that the hypothesis contains: the words ``word_lang``
+labels ``en`` where the data has it, else every Latin-script word, which is right for
+zh-en only) and the off-target-language rate (non-empty hypotheses in another script
+than the expected language's, or, for a Latin-script language with word lists, with
+more words of another such language: :func:`off_target_language`). With the decoder's
+per-hypothesis ``confidence`` (mean token log-probability): the score of the least confident tenth against the rest
 (:func:`confidence_split`); with its ``guard`` file: how many hypotheses each runaway
 guard ended.
 """
@@ -16,9 +18,11 @@ import os
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from csst_espnet.data import language_id
 from csst_espnet.metrics import error_rate as er
 
 SCRIPT_OF_LANG = {"zh": "cjk", "ja": "cjk", "en": "latin", "es": "latin", "fr": "latin", "de": "latin"}
+EMBEDDED = "en"  # the language whose words the recall counts in code-switched speech
 
 
 class ScoringError(ValueError):
@@ -38,19 +42,46 @@ def dominant_script(text: str) -> Optional[str]:
     return "cjk" if n_cjk > n_lat else "latin"
 
 
-def english_word_recall(sources: Sequence[str], hyps: Sequence[str]) -> Tuple[float, int, int]:
-    """(recall %, matched, total): English (Latin-script) words of the sources found in the hypotheses.
+def english_words(source: str, word_lang: Optional[str] = None) -> List[str]:
+    """The English words of a source transcript: the Latin-script words of its words that
+    ``word_lang`` (one label per whitespace-separated word) labels ``en``; without labels, every
+    Latin-script word (the script rule)."""
+    if word_lang is None:
+        return er.latin_words(source)
+    return [w for word, lang in zip(source.split(), word_lang.split()) if lang == EMBEDDED
+            for w in er.latin_words(word)]
+
+
+def english_word_recall(sources: Sequence[str], hyps: Sequence[str],
+                        word_langs: Optional[Sequence[str]] = None) -> Tuple[float, int, int]:
+    """(recall %, matched, total): English words of the sources (:func:`english_words`, with the
+    sources' ``word_lang`` labels when given) found in the hypotheses.
 
     Counted with multiplicity per utterance (a word said twice must appear twice),
     case-insensitive.
     """
     matched = total = 0
-    for s, h in zip(sources, hyps):
-        want = Counter(w.lower() for w in er.latin_words(s))
+    labels = word_langs if word_langs is not None else [None] * len(sources)
+    for s, h, wl in zip(sources, hyps, labels):
+        want = Counter(w.lower() for w in english_words(s, wl))
         have = Counter(w.lower() for w in er.latin_words(h))
         total += sum(want.values())
         matched += sum(min(c, have[w]) for w, c in want.items())
     return (100.0 * matched / total if total else 0.0), matched, total
+
+
+def off_target_language(text: str, want: str) -> Optional[str]:
+    """The language that makes a non-empty hypothesis off-target for ``want``, or None (on target,
+    or no evidence): the language of :data:`language_id.WORDS` whose words it has most of, when that
+    is not ``want`` and ``want`` has word lists or another script; else its script (``cjk``,
+    ``latin``) when that is not ``want``'s."""
+    script = dominant_script(text)
+    if script is None:
+        return None
+    lang = language_id.latin_language(text) if script == "latin" else None
+    if script != SCRIPT_OF_LANG[want]:
+        return lang or script
+    return lang if want in language_id.WORDS and lang not in (None, want) else None
 
 
 def _subsets(utts: Sequence[str], utt2lang: Optional[Dict[str, str]]) -> Dict[str, List[str]]:
@@ -82,9 +113,12 @@ def score(
     normalize: bool = True,
     confidence: Optional[Dict[str, float]] = None,
     guards: Optional[Dict[str, str]] = None,
+    word_lang: Optional[Dict[str, str]] = None,
 ) -> Dict:
     """Score ``hyp`` against ``refs`` (first reference defines the utterances); ``confidence`` and
-    ``guards``: the decoder's per-utterance confidence and guard (see the module docstring).
+    ``guards``: the decoder's per-utterance confidence and guard (see the module docstring);
+    ``word_lang``: the language of every word of the transcripts the recall reads (``src_text``, or
+    for ASR without it the reference).
 
     Raises :class:`ScoringError` naming the utterance(s) when a hypothesis or a
     reference is missing (hypotheses missing count as empty with ``allow_missing``).
@@ -117,6 +151,17 @@ def score(
         lacking = [u for u in utts if u not in src_text]
         if lacking:
             raise ScoringError(f"src_text has no transcript for utterance {lacking[0]}")
+    transcripts = src_text if src_text is not None else (refs[0] if task == "asr" else None)
+    if word_lang is not None:
+        if transcripts is None:
+            raise ScoringError("word_lang labels the words of src_text, and there is no src_text")
+        for u in utts:
+            if u not in word_lang:
+                raise ScoringError(f"word_lang has no labels for utterance {u}")
+            n_labels, n_words = len(word_lang[u].split()), len(transcripts[u].split())
+            if n_labels != n_words:
+                raise ScoringError(f"word_lang: utterance {u} has {n_labels} labels for the {n_words} words "
+                                   f"of its transcript {transcripts[u]!r}")
 
     H = {u: hyp.get(u, "") for u in utts}
     result: Dict = {
@@ -157,33 +202,38 @@ def score(
 
         # English-word recall on code-switch utterances
         is_cs_subset = name == "cs" or (utt2lang is None and name == "all")
-        if is_cs_subset:
-            src = src_text if src_text is not None else (refs[0] if task == "asr" else None)
-            if src is not None:
-                ids_cs = ids if utt2lang is not None else [
-                    u for u in ids if er.cjk_tokens(src[u]) and er.latin_words(src[u])]
-                if ids_cs:
-                    rec, m, t = english_word_recall([src[u] for u in ids_cs], [H[u] for u in ids_cs])
-                    s["en_word_recall"] = rec
-                    s["en_words"] = t
-                    s["en_words_found"] = m
+        if is_cs_subset and transcripts is not None:
+            if utt2lang is not None:
+                ids_cs = ids
+            elif word_lang is not None:  # labels of English and of another language
+                ids_cs = [u for u in ids if len(set(word_lang[u].split()) - {"-"}) > 1
+                          and EMBEDDED in word_lang[u].split()]
+            else:
+                ids_cs = [u for u in ids if er.cjk_tokens(transcripts[u]) and er.latin_words(transcripts[u])]
+            if ids_cs:
+                rec, m, t = english_word_recall([transcripts[u] for u in ids_cs], [H[u] for u in ids_cs],
+                                                [word_lang[u] for u in ids_cs] if word_lang is not None else None)
+                s["en_word_recall"] = rec
+                s["en_words"] = t
+                s["en_words_found"] = m
+                s["en_words_by"] = "word_lang" if word_lang is not None else "script"
 
         # off-target language
-        off = empty = counted = 0
+        off: Counter = Counter()
+        empty = counted = 0
         for u in ids:
             want = tgt_lang if task == "st" else (utt2lang or {}).get(u, tgt_lang)
-            target = SCRIPT_OF_LANG.get(want or "")
-            if target is None:  # cs or unknown: no single expected script
+            if want not in SCRIPT_OF_LANG:  # cs or unknown: no single expected language
                 continue
             counted += 1
-            got = dominant_script(H[u])
             if not H[u].strip():
                 empty += 1
-            elif got is not None and got != target:
-                off += 1
+            elif (got := off_target_language(H[u], want)) is not None:
+                off[got] += 1
         if counted:
-            s["off_target_rate"] = 100.0 * off / counted
-            s["off_target"] = off
+            s["off_target_rate"] = 100.0 * sum(off.values()) / counted
+            s["off_target"] = sum(off.values())
+            s["off_target_langs"] = dict(sorted(off.items()))
             s["empty_rate"] = 100.0 * empty / counted
         result["subsets"][name] = s
     for table, what in ((confidence, "confidence"), (guards, "guard")):

@@ -49,6 +49,9 @@ def entry(score_dir: str) -> Dict:
         for k in ("bleu", "chrf", "en_word_recall", "off_target_rate"):
             if k in s:
                 sub[k] = round(s[k], 2)
+        for k in ("en_words_by", "off_target_langs"):
+            if s.get(k):
+                sub[k] = s[k]
         for k in ("wer", "cer", "mer"):
             if k in s:
                 sub[k] = _round(s[k]["rate"])
@@ -158,6 +161,30 @@ def _robustness(results: Dict[str, Dict[str, Dict]]) -> List[str]:
     return lines + [""]
 
 
+def _metric_notes(sets: Dict[str, Dict]) -> List[str]:
+    """How EnRecall found the English words of each set (``word_lang`` or the script rule), and the
+    languages of its off-target hypotheses (subset ``all``)."""
+    by: Dict[str, List[str]] = {}
+    off = []
+    for test_set, e in sets.items():
+        for s in e["subsets"].values():
+            if "en_words_by" in s:
+                by.setdefault(s["en_words_by"], []).append(test_set)
+        langs = e["subsets"].get("all", {}).get("off_target_langs")
+        if langs:
+            off.append(f"{test_set} " + ", ".join(f"{lang} {n}" for lang, n in langs.items()))
+    lines = []
+    if by:
+        how = {"word_lang": "the words `word_lang` labels `en`",
+               "script": "every Latin-script word (script rule: right for zh-en only)"}
+        lines.append("EnRecall, English words of the `cs` transcripts: " + "; ".join(
+            f"{how[k]} ({', '.join(v)})" for k, v in sorted(by.items())) + ".")
+    if off:
+        lines.append("Off-target hypotheses by language (script `cjk`/`latin`, or a language by its words): "
+                     + "; ".join(off) + ".")
+    return lines + [""] if lines else []
+
+
 def _guard_table(sets: Dict[str, Dict]) -> List[str]:
     """Per test set: hypotheses ended by each runaway guard, and the score of the least confident
     tenth (mean token log-probability) against the rest."""
@@ -216,7 +243,7 @@ def markdown(results: Dict[str, Dict[str, Dict]], command: str = "", stage_times
                     lines.append(f"|{test_set}|{name}|{s['num_utts']}|{e['num_refs']}|{_fmt(s.get('bleu'))}|"
                                  f"{_fmt(s.get('chrf'))}|{_fmt(s.get('bleu_ref1'))}|{_fmt(s.get('en_word_recall'))}|"
                                  f"{_fmt(s.get('off_target_rate'))}|")
-            lines.append("")
+            lines += [""] + _metric_notes(st)
         if asr:
             lines += ["### ASR: WER/CER/MER", "",
                       "MER: error rate over Mandarin characters and English words; MER-zh / MER-en: its errors "
@@ -229,7 +256,7 @@ def markdown(results: Dict[str, Dict[str, Dict]], command: str = "", stage_times
                     lines.append(f"|{test_set}|{name}|{s['num_utts']}|{_fmt(s.get('wer'))}|{_fmt(s.get('cer'))}|"
                                  f"{_fmt(s.get('mer'))}|{_fmt(s.get('mer_zh'))}|{_fmt(s.get('mer_en'))}|"
                                  f"{_fmt(s.get('en_word_recall'))}|{_fmt(s.get('off_target_rate'))}|")
-            lines.append("")
+            lines += [""] + _metric_notes(asr)
         lines += _guard_table(sets)
         routing = sorted({e["routing_report"] for e in sets.values() if "routing_report" in e})
         if routing:

@@ -35,7 +35,9 @@ inventory, ``--out/local/phones.txt`` (``<phone> <id>``), is ``sil`` then the so
 union of the phones of all sets, so ids agree across sets (it depends on the preset
 and seed; its size is ``num_phones`` in ``mini_cs_stats.json``). The same frames give
 every set a ``lang_ali`` file, ``<utt> code code ...``: the language of each frame's phone
-(``zh``, ``en``...), ``-`` for silence.
+(``zh``, ``en``...), ``-`` for silence. The language runs give every set a ``word_lang`` file,
+``<utt> code code ...``: the language of each word (whitespace-separated token) of ``src_text``
+(a Mandarin run without spaces is one word).
 """
 
 import hashlib
@@ -562,6 +564,12 @@ def phone_inventory(labels: Dict[str, List[str]]) -> Dict[str, int]:
     return {p: i for i, p in enumerate([espeak.SILENCE] + phones)}
 
 
+def word_languages(sentences: Sequence[Segments]) -> List[str]:
+    """The language of every whitespace-separated word of the written runs (``join_segments`` puts a
+    space between runs): the ``word_lang`` labels of an utterance."""
+    return [lang for segments in sentences for text, lang in segments for _ in text.split()]
+
+
 def _voice_desc(u: Utt, j: SynthJob, languages: Sequence[Language]) -> str:
     """utt2voice: ``VOICE[,VOICE] rate=R pitch=P``, the source voice first in code-switched speech."""
     spoken = {lang for segments in u.sentences for _, lang in segments}
@@ -582,6 +590,13 @@ def write_set(out_dir: str, utts: Sequence[Utt], jobs: Sequence[SynthJob], nsamp
     d.utt["utt2num_samples"] = {u.utt: str(nsamples[u.utt]) for u in utts}
     d.utt[kaldi_dir.PHONE_ALI] = {u.utt: " ".join(str(phone_ids[p]) for p in labels[u.utt]) for u in utts}
     d.utt[kaldi_dir.LANG_ALI] = {u.utt: " ".join(frame_language(p) for p in labels[u.utt]) for u in utts}
+    d.utt[kaldi_dir.WORD_LANG] = {}
+    for u in utts:
+        langs = word_languages(u.sentences)
+        if len(langs) != len(u.src_text.split()):
+            raise ValueError(f"{out_dir}: utterance {u.utt}: {len(langs)} word languages for the "
+                             f"{len(u.src_text.split())} words of {u.src_text!r}")
+        d.utt[kaldi_dir.WORD_LANG][u.utt] = " ".join(langs)
     d.utt["utt2voice"] = {u.utt: _voice_desc(u, j, languages) for u, j in zip(utts, jobs)}
     if any(u.text2 is not None for u in utts):
         d.utt["text.2"] = {u.utt: u.text2 for u in utts}

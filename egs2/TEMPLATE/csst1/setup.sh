@@ -105,12 +105,12 @@ Fill in three things, then run `./run.sh` (stages: `./csst.sh --help`).
    | `speaker`, `id` | optional |
 
    Missing language labels come from the transcript by the language pair's rule (zh-en: Han and Latin
-   letters = `cs`, Han only = `zh`, Latin only = `en`; es-en: Spanish and English words; see
-   `csst_espnet/data/language_id.py`); a missing task is `st` with a translation, else `asr`; a missing
+   letters = `cs`, Han only = `zh`, Latin only = `en`; es-en, fr-en, de-en: words and accents of the
+   source language and English; see `csst_espnet/data/language_id.py`); a missing task is `st` with a translation, else `asr`; a missing
    speaker is the recording; ids are made Kaldi-safe and speaker-prefixed. `train` must have
    monolingual and code-switched utterances with transcripts (phase 1 trains on the monolingual
    transcripts, phase 3 enters the code-switched data).
-2. **`lang_pair`** in `run.sh` (`zh-en`, `es-en`; other pairs need a `lang` on every line).
+2. **`lang_pair`** in `run.sh` (`zh-en`, `es-en`, `fr-en`, `de-en`; other pairs need a `lang` on every line).
 3. **`conf/`**: `model.yaml` (frontend, encoder, projector, LLM, `languages`, `prompt_conf`) and
    `train_phase{1,2,3}.yaml` (each starting `model_config: model.yaml`), `decode.yaml`. Start from
    `egs2/TEMPLATE/csst1/conf/whisper_large_v3_qwen2.5_7b/` (Whisper large-v3 + Qwen2.5-7B-Instruct) or the
