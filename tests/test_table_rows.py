@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 import pytest
 import torch
 
+from csst_espnet.losses.abs_aux_loss import AuxLossInputs
 from csst_espnet.losses.registry import AUX_LOSSES
 from csst_espnet.projector.moe import MoESpeechProjector
 from csst_espnet.recipe import table
@@ -142,8 +143,6 @@ def test_intra_group_balance_of_one_expert_per_group_is_constant():
     conf = load_config(str(ST1 / "conf" / "tiny" / "model_experts1.yaml"))["projector_conf"]
     projector = MoESpeechProjector(input_size=8, output_size=16, **conf)
     balance = AUX_LOSSES["balance"](projector, ["zh", "en", "cs"])
-    from csst_espnet.losses.abs_aux_loss import AuxLossInputs
-
     _, _, aux = projector(torch.randn(2, 24, 8), torch.tensor([24, 16]))
     loss, _ = balance(AuxLossInputs(projector_aux=aux, lang=torch.tensor([0, 1]), languages=["zh", "en", "cs"]))
     assert torch.allclose(loss, torch.tensor(1.0))
