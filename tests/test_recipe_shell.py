@@ -284,3 +284,38 @@ def test_phone_ali_is_carried_validated_and_passed_to_training(tmp_path):
     (recipe / "exp" / "csst_train_phase1" / "training.done").unlink()
     r = bash("./csst.sh", recipe, *stage10[:-2], "--use_src_text", "true")
     assert r.returncode == 1 and "holds an unfinished run of another command" in r.stderr, r.stderr
+
+
+def test_phases_2_and_3_start_from_the_phase_named(tmp_path):
+    """--phase2_init_phase 0: phase 2 from scratch; --phase3_init_phase 1 (0): phase 3 starts and distils from
+    phase 1 (from scratch, no teacher), as the table rows no_phase1 and no_phase2 ask; by default each phase
+    starts from the previous one, and phase 3 distils from phase 2."""
+    recipe = make_recipe(tmp_path)
+    r = bash("./csst.sh", recipe, *STAGE4, "--drop_invalid", "true")
+    assert r.returncode == 0, r.stderr
+    fake = tmp_path / "fake_python"  # records the csst_train options in <output_dir>/args, makes the model file
+    fake.write_text('#!/usr/bin/env bash\nargs="$*"\nwhile [ "$1" != --output_dir ]; do shift; done\n'
+                    'mkdir -p "$2"; echo "$args" > "$2/args"; touch "$2/valid.acc.ave.pth"\n')
+    fake.chmod(0o755)
+
+    def train(stage: int, *opts: str) -> str:
+        r = bash("./csst.sh", recipe, *STAGE4[4:], "--stage", str(stage), "--stop_stage", str(stage),
+                 "--python", str(fake), *opts)
+        assert r.returncode == 0, r.stderr
+        tag = [o for o in opts if o.startswith("p")] or [f"csst_train_phase{stage - 9}"]
+        return (recipe / "exp" / tag[-1] / "args").read_text()
+
+    p1, p2 = "exp/csst_train_phase1", "exp/csst_train_phase2"
+    assert "--init_param" not in train(10)
+    assert f"--init_param {p1}/valid.acc.ave.pth" in train(11)
+    assert "--init_param" not in train(11, "--phase2_init_phase", "0", "--phase2_tag", "p2_scratch")
+    default = train(12)
+    assert f"--init_param {p2}/valid.acc.ave.pth" in default
+    assert f"--teacher_config {p2}/config.yaml --teacher_model {p2}/valid.acc.ave.pth" in default
+    from1 = train(12, "--phase3_init_phase", "1", "--phase3_tag", "p3_from1")
+    assert f"--init_param {p1}/valid.acc.ave.pth" in from1
+    assert f"--teacher_config {p1}/config.yaml --teacher_model {p1}/valid.acc.ave.pth" in from1
+    scratch = train(12, "--phase3_init_phase", "0", "--phase3_tag", "p3_scratch")
+    assert "--init_param" not in scratch and "--teacher" not in scratch
+    r = bash("./csst.sh", recipe, *STAGE4[4:], "--stage", "12", "--phase3_init_phase", "3")
+    assert r.returncode == 2 and "--phase3_init_phase must be 2, 1 or 0, got '3'" in r.stderr

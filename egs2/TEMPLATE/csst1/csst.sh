@@ -90,7 +90,9 @@ phase3_config=conf/train_phase3.yaml
 phase1_tag=           # experiment names (default: csst_<config name>)
 phase2_tag=
 phase3_tag=
-phase1_init_param=    # initial model of phase 1 (phases 2 and 3 start from the previous phase)
+phase1_init_param=    # initial model of phase 1
+phase2_init_phase=1   # the phase whose model phase 2 starts from (0: from scratch)
+phase3_init_phase=2   # the phase whose model phase 3 starts from and distils from (1, 2; 0: from scratch)
 train_args=           # more csst_train options for every phase
 use_phone_ali=true    # pass <dir>/phone_ali (phone ids per 10 ms frame) to training when every utterance has one
 use_lang_ali=true     # pass <dir>/lang_ali (language code per 10 ms frame, '-' none) to training when every
@@ -156,6 +158,7 @@ Options are --name value (dashes and underscores alike), booleans true|false:
   --phase1_train_sets "...", --phase2_train_sets "...", --phase3_train_sets "...", --phase1_valid_set SET,
   --phase1_config YAML, --phase2_config YAML, --phase3_config YAML,
   --phase1_tag TAG, --phase2_tag TAG, --phase3_tag TAG, --phase1_init_param PATH, --train_args "...",
+  --phase2_init_phase 1|0, --phase3_init_phase 2|1|0,
   --use_phone_ali true|false, --use_lang_ali true|false, --use_src_text true|false,
   --phase1_args "...", --phase2_args "...", --phase3_args "...",
   --cs_only_baseline true|false, --cs_only_train_sets "...", --cs_only_config YAML, --cs_only_args "...",
@@ -225,6 +228,10 @@ espnet_st_inference_tag=$(basename "${espnet_st_inference_config}" .yaml)_model_
 phase1_exp=${expdir}/${phase1_tag}
 phase2_exp=${expdir}/${phase2_tag}
 phase3_exp=${expdir}/${phase3_tag}
+[[ "${phase2_init_phase}" =~ ^[01]$ ]] || { log "--phase2_init_phase must be 1 or 0, got '${phase2_init_phase}'"; exit 2; }
+[[ "${phase3_init_phase}" =~ ^[012]$ ]] || { log "--phase3_init_phase must be 2, 1 or 0, got '${phase3_init_phase}'"; exit 2; }
+phase2_from=$([ "${phase2_init_phase}" = 0 ] || echo "${phase1_exp}")  # the experiments phases 2 and 3 start from
+phase3_from=$(case "${phase3_init_phase}" in 1) echo "${phase1_exp}" ;; 2) echo "${phase2_exp}" ;; esac)
 cs_only_exp=${expdir}/${cs_only_tag}
 stats_dir=${expdir}/csst_stats
 oracle_dir=${expdir}/text_lm_oracle/gold_transcripts  # stage 13: the text LM on gold transcripts
@@ -787,13 +794,14 @@ if run_stage 10 && phase_trained 1; then
 fi
 if run_stage 11 && phase_trained 2; then
     train_phase 11 "Phase 2 (translation)" "${phase2_config}" "${phase2_exp}" \
-        "${data_feats}/$(phase_train_name 2)" "${data_feats}/${valid_set}" "${phase1_exp}/${inference_model}" "${phase2_args}"
+        "${data_feats}/$(phase_train_name 2)" "${data_feats}/${valid_set}" "${phase2_from:+${phase2_from}/${inference_model}}" \
+        "${phase2_args}"
 fi
 if run_stage 12; then
     if phase_trained 3; then
         train_phase 12 "Phase 3 (code-switch)" "${phase3_config}" "${phase3_exp}" \
-            "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase2_exp}/${inference_model}" \
-            "--teacher_config ${phase2_exp}/config.yaml --teacher_model ${phase2_exp}/${inference_model} ${phase3_args}"
+            "${data_feats}/$(phase_train_name 3)" "${data_feats}/${valid_set}" "${phase3_from:+${phase3_from}/${inference_model}}" \
+            "${phase3_from:+--teacher_config ${phase3_from}/config.yaml --teacher_model ${phase3_from}/${inference_model} }${phase3_args}"
     fi
     if "${cs_only_baseline}"; then
         train_phase 12 "CS-only baseline (no phases 1-2)" "${cs_only_config}" "${cs_only_exp}" \
