@@ -659,8 +659,7 @@ def generate(
     nsamples: Dict[str, int] = {}
     md5: Dict[str, str] = {}
     labels: Dict[str, List[str]] = {}
-    bar = tqdm(total=len(all_jobs), desc="synthesising mini_cs", unit="utt", disable=not progress,
-               mininterval=1.0)
+    bar = tqdm(total=len(all_jobs), desc=f"synthesising {pair}", unit="utt", disable=not progress, mininterval=1.0)
     for utt, n, h, lab in espeak.run_isolated(synth_utterance, all_jobs, nj=nj):
         nsamples[utt] = n
         md5[utt] = h
