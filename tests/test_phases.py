@@ -431,3 +431,18 @@ def test_unfreezable_layers_train_in_float32_beside_a_bfloat16_frozen_encoder(ti
     _train(model, _batch(args, _speech_items(2)), 1, torch.optim.AdamW(model.parameters(), lr=0.01))
     changed = _changed(model, before)
     assert "encoder.encoder.layers.1.fc1.weight" in changed and not any(n.startswith("encoder.encoder.layers.0.") for n in changed)
+
+
+def test_a_phase_without_an_auxiliary_loss_starts_from_a_model_with_it(tiny_llm, tiny_whisper):
+    """--init_param of a previous phase whose frame-phone head this phase has not (its data has text-only
+    examples without phone alignments): the head is left out, everything else loads (strictly)."""
+    previous = _model(_args(tiny_llm, tiny_whisper, "--aux_losses", "[{name: frame_phone, weight: 1.0, conf: {num_phones: 16}}]"))
+    params = {name for name, _ in previous.named_parameters()}
+    state = {k: v + 0.5 if k in params else v for k, v in previous.state_dict().items()}  # not the model's own
+    assert any(k.startswith("aux_losses.frame_phone.") for k in state)
+    current = _model(_args(tiny_llm, tiny_whisper, "--aux_losses", "[{name: src_ctc, weight: 0.5}]"))
+    missing, unexpected = current.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("aux_losses.src_ctc.") for k in missing)
+    for key, value in current.state_dict().items():
+        if not key.startswith("aux_losses."):
+            assert torch.equal(value, state[key]), key

@@ -7,6 +7,7 @@ only at the P-1 .. P+L-2 positions that predict target tokens, never over prompt
 Decoding (``csst_espnet.inference``) builds the same left-padded prefix and calls ``generate``.
 """
 
+import logging
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -100,12 +101,20 @@ class ESPnetCSSTModel(AbsESPnetModel):
                                  "which the warm-up epochs do not compute")
         self.encoder_unfreeze = encoder_unfreeze
         exclude_frozen_pretrained(self)
-        self._register_load_state_dict_pre_hook(self._drop_foreign_unfreeze_state)
+        self._register_load_state_dict_pre_hook(self._drop_foreign_phase_state)
 
-    def _drop_foreign_unfreeze_state(self, state_dict, prefix, *args) -> None:
-        """A model without an unfreezing schedule ignores the update count of a previous phase's."""
+    def _drop_foreign_phase_state(self, state_dict, prefix, *args) -> None:
+        """What a previous phase's model has and this phase does not use is ignored: the update count of
+        its unfreezing schedule, the parameters of auxiliary losses this phase has not (e.g. the
+        frame-phone head where a phase's data has no phone alignments)."""
         if self.encoder_unfreeze is None:
             state_dict.pop(prefix + "encoder_unfreeze.updates", None)
+        foreign = sorted({key[len(prefix + "aux_losses."):].split(".")[0] for key in state_dict
+                          if key.startswith(prefix + "aux_losses.")} - set(self.aux_losses))
+        for name in foreign:
+            logging.info(f"the loaded model's auxiliary loss '{name}' is not in this model: its parameters are not loaded")
+            for key in [k for k in state_dict if k.startswith(f"{prefix}aux_losses.{name}.")]:
+                del state_dict[key]
 
     def start_phase(self) -> None:
         """Start of a training run (``CSSTTrainer``, before ESPnet's resume restores a checkpoint): the
