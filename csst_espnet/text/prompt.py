@@ -22,6 +22,8 @@ LANGUAGE_NAMES = {
     "zh": "Mandarin",
     "en": "English",
     "es": "Spanish",
+    "fr": "French",
+    "de": "German",
     "cs": "code-switched",
 }
 
