@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sacrebleu
 import yaml
 
 from csst_espnet.data import kaldi_dir as kd
@@ -343,3 +344,38 @@ def test_demo_espnet_st_config_builds(table_run, tmp_path):
     config = yaml.safe_load((tmp_path / "dry" / "config.yaml").read_text())
     assert config["encoder_conf"]["output_size"] == 192 and config["encoder_conf"]["num_blocks"] == 6
     assert re.search(r"Total Number of model parameters: [0-9.]+ M", proc.stderr + proc.stdout)
+
+
+def test_pooled_test_sets(tmp_path):
+    """A group of test sets is scored as one (corpus BLEU over their utterances together, as sacrebleu on
+    the concatenated files) and tested as one; the markdown lists the groups, then every set."""
+    half = len(REFS) // 2
+    for name, part in (("test_a", slice(0, half)), ("test_b", slice(half, None))):
+        d = tmp_path / "dump" / "raw" / name
+        d.mkdir(parents=True)
+        kd.write_table(str(d / "text"), {f"u{i}": r for i, r in enumerate(REFS[part])})
+    rows_dir = tmp_path / "rows"
+    rows_dir.mkdir()
+    cost = {"utts_per_second": 2.0, "rtf": 0.25, "jobs": 1, "threads": 1, "ngpu": 0, "host": "h", "cpu_count": 2}
+    for name, hyps in (("full", HYP_A), ("other", HYP_B)):
+        (rows_dir / f"{name}.yaml").write_text(yaml.safe_dump({"description": name, "exp": name, "train": [12]}))
+        fake_experiment(tmp_path, name, 0, {"test_a": hyps[:half], "test_b": hyps[half:]}, cost)
+    rows = [table.load_row(str(rows_dir), n, "conf") for n in ("full", "other")]
+    groups = table.parse_groups("both=test_a,test_b")
+    t = table.Table(rows=rows, seeds=[0], test_sets=["test_a", "test_b"], tgt_lang="en", run=["./run.sh"],
+                    recipe_dir=str(tmp_path), redecode=False, groups=groups)
+    result = t.build(log=lambda m: None)
+    both = result["rows"]["other"]["sets"]["both"]
+    assert both["bleu"] == pytest.approx(sacrebleu.corpus_bleu(HYP_B, [REFS]).score, abs=1e-9)
+    # the pool's utterance order: the sets in turn, each in its (sorted) order
+    order = sorted(range(half), key=lambda i: f"u{i}") + [half + i for i in sorted(range(len(REFS) - half),
+                                                                                   key=lambda i: f"u{i}")]
+    pooled = table.paired_bootstrap([[REFS[i] for i in order]], [HYP_A[i] for i in order], [HYP_B[i] for i in order], "en")
+    assert both["bleu_p"] == pooled["bleu"]["p"]
+    md = table.markdown(result)
+    assert "**both** = test_a + test_b" in md and "|both BLEU|" in md and "|test_b|other|" in md
+    with pytest.raises(table.TableError, match="group x: test_c not among the test sets"):
+        table.Table(rows=rows, seeds=[0], test_sets=["test_a"], tgt_lang="en", run=["./run.sh"],
+                    recipe_dir=str(tmp_path), redecode=False, groups={"x": ["test_c"]}).build(log=lambda m: None)
+    with pytest.raises(table.TableError, match="--groups: expected NAME=SET"):
+        table.parse_groups("both")

@@ -33,6 +33,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows_dir", default="conf/table")
     p.add_argument("--test_sets", default="test_cs test_mono")
     p.add_argument("--reference", default="full", help="the row the others are tested against")
+    p.add_argument("--groups", default="", help="pooled test sets in the main table, e.g. "
+                   "'cs=test_cs_zh,test_cs_es mono=test_mono_zh,test_mono_es' (every test set is listed below it)")
     p.add_argument("--expdir", default="exp")
     p.add_argument("--data_dir", default="dump/raw", help="the formatted test sets (references)")
     p.add_argument("--n_samples", type=int, default=table.N_SAMPLES, help="bootstrap resamples")
@@ -53,7 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows = [table.load_row(args.rows_dir, n, args.conf_dir) for n in names]
         t = table.Table(rows=rows, seeds=seeds, test_sets=args.test_sets.split(), tgt_lang=args.tgt_lang,
                         run=shlex.split(args.run), expdir=args.expdir, data_dir=args.data_dir,
-                        reference=args.reference, n_samples=args.n_samples, redecode=not args.no_decode)
+                        reference=args.reference, n_samples=args.n_samples, redecode=not args.no_decode,
+                        groups=table.parse_groups(args.groups))
         result = t.build(log=lambda msg: print(f"make_table: {msg}", file=sys.stderr, flush=True))
     except (table.TableError, ValueError, FileNotFoundError) as e:
         print(f"make_table: {e}", file=sys.stderr)

@@ -107,6 +107,17 @@ def load_row(rows_dir: str, name: str, conf_dir: str) -> Row:
                options=options)
 
 
+def parse_groups(spec: str) -> Dict[str, List[str]]:
+    """``"cs=a,b mono=c,d"`` -> ``{"cs": ["a", "b"], "mono": ["c", "d"]}``."""
+    groups: Dict[str, List[str]] = {}
+    for item in spec.split():
+        name, _, sets = item.partition("=")
+        if not name or not sets or name in groups:
+            raise TableError(f"--groups: expected NAME=SET,SET,... once per name, got {item!r}")
+        groups[name] = [t for t in sets.split(",") if t]
+    return groups
+
+
 def option_args(options: Dict[str, str]) -> List[str]:
     out: List[str] = []
     for k, v in options.items():
@@ -187,6 +198,7 @@ class Table:
     n_samples: int = N_SAMPLES
     redecode: bool = True          # decode every row and seed again (cost measured in this run)
     runner: Optional[Runner] = None
+    groups: Dict[str, List[str]] = field(default_factory=dict)  # pooled test sets: name -> test sets
 
     def _path(self, *parts: str) -> str:
         return os.path.join(self.recipe_dir, *parts)
@@ -253,6 +265,23 @@ class Table:
             os.path.join(d, "utt2lang")) else None
         return sorted(refs[0]), refs, utt2lang
 
+    def pooled_references(self, test_sets: Sequence[str]) -> Tuple[List[str], List[Dict[str, str]], Dict[str, str]]:
+        """:meth:`references` of several test sets as one, utterances keyed ``<set>/<utt>``; every set
+        needs as many references as the first."""
+        utts: List[str] = []
+        refs: List[Dict[str, str]] = []
+        utt2lang: Optional[Dict[str, str]] = {}
+        for t in test_sets:
+            t_utts, t_refs, t_langs = self.references(t)
+            if refs and len(t_refs) != len(refs):
+                raise TableError(f"{t} has {len(t_refs)} references, {test_sets[0]} {len(refs)}: they cannot be pooled")
+            refs = refs or [{} for _ in t_refs]
+            for pooled, r in zip(refs, t_refs):
+                pooled.update({f"{t}/{u}": v for u, v in r.items()})
+            utts += [f"{t}/{u}" for u in t_utts]
+            utt2lang = None if t_langs is None or utt2lang is None else {**utt2lang, **{f"{t}/{u}": v for u, v in t_langs.items()}}
+        return utts, refs, utt2lang
+
     def build(self, log=print) -> Dict:
         """Train what is missing, decode, score and compare; the BENCHMARK.json content."""
         names = [r.name for r in self.rows]
@@ -277,10 +306,17 @@ class Table:
                     if not os.path.exists(path):
                         raise TableError(f"{path} is missing: {row.name} seed {s} did not decode {t}")
                     hyps[row.name][s][t] = kd.read_table(path, unique=True)
+        for name, sets in self.groups.items():
+            missing = [t for t in sets if t not in self.test_sets]
+            if missing:
+                raise TableError(f"group {name}: {', '.join(missing)} not among the test sets {' '.join(self.test_sets)}")
+            for row in self.rows:
+                for s in self.seeds:
+                    hyps[row.name][s][name] = {f"{t}/{u}": h for t in sets for u, h in hyps[row.name][s][t].items()}
         out: Dict = {"reference": self.reference, "seeds": self.seeds, "test_sets": self.test_sets,
-                     "alpha": ALPHA, "n_samples": self.n_samples, "rows": {}}
-        for t in self.test_sets:
-            utts, refs, utt2lang = self.references(t)
+                     "groups": self.groups, "alpha": ALPHA, "n_samples": self.n_samples, "rows": {}}
+        for t in [*self.test_sets, *self.groups]:
+            utts, refs, utt2lang = self.pooled_references(self.groups[t]) if t in self.groups else self.references(t)
             for row in self.rows:
                 per_seed = {}
                 for s in self.seeds:
@@ -353,7 +389,11 @@ def markdown(result: Dict, command: str = "") -> str:
               f"`{result['reference']}`, the hypotheses of all seeds concatenated; \"no difference\": p ≥ "
               f"{result['alpha']} or the means within the larger seed standard deviation (p is 1 where the "
               "scores are equal).", ""]
-    sets = result["test_sets"]
+    groups = result.get("groups") or {}
+    sets = list(groups) or result["test_sets"]  # with groups: the groups here, every test set below
+    if groups:
+        lines += ["Pooled test sets (corpus BLEU/chrF and the bootstrap over their utterances together): "
+                  + "; ".join(f"**{g}** = {' + '.join(ts)}" for g, ts in groups.items()) + ".", ""]
     head = "|row|" + "|".join(f"{t} BLEU|{t} chrF|p BLEU|p chrF" for t in sets) + "|utts/s|RTF|"
     lines += [head, "|---|" + "---|" * (4 * len(sets) + 2)]
     for name, r in result["rows"].items():
@@ -363,6 +403,13 @@ def markdown(result: Dict, command: str = "") -> str:
             cells += [_pm(e["bleu"], e["bleu_std"], n), _pm(e["chrf"], e["chrf_std"], n), _p(e, "bleu"), _p(e, "chrf")]
         cells += [_pm(r["utts_per_second"], r["utts_per_second_std"], n), _pm(r["rtf"], r["rtf_std"], n)]
         lines.append(f"|{name}|" + "|".join(cells) + "|")
+    if groups:
+        lines += ["", "Every test set:", "", "|test set|row|BLEU|chrF|p BLEU|p chrF|", "|---|---|---|---|---|---|"]
+        for t in result["test_sets"]:
+            for name, r in result["rows"].items():
+                e = r["sets"][t]
+                lines.append(f"|{t}|{name}|{_pm(e['bleu'], e['bleu_std'], n)}|{_pm(e['chrf'], e['chrf_std'], n)}|"
+                             f"{_p(e, 'bleu')}|{_p(e, 'chrf')}|")
     lines += ["", "Decoding cost: every row and seed decoded in this run, the test sets together in one job "
               "array (utterances per second of wall time; RTF = wall time / audio duration; the jobs' start-up "
               "and model loading included, which dominate small test sets), with:", ""]
