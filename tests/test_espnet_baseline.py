@@ -379,3 +379,12 @@ def test_pooled_test_sets(tmp_path):
                     recipe_dir=str(tmp_path), redecode=False, groups={"x": ["test_c"]}).build(log=lambda m: None)
     with pytest.raises(table.TableError, match="--groups: expected NAME=SET"):
         table.parse_groups("both")
+
+
+def test_args_options_of_the_command_and_the_row_are_joined():
+    """--train_args in --run and a row's seed option: one --train_args with both (csst.sh keeps the last)."""
+    run, opts = table.merge_args_options(["./run.sh", "--train-args", "--max_epoch 1", "--preset", "tiny"],
+                                         {"train_args": "--seed 2", "phase1_args": "--x 1"})
+    assert run == ["./run.sh", "--preset", "tiny"]
+    assert opts == {"train_args": "--max_epoch 1 --seed 2", "phase1_args": "--x 1"}
+    assert table.merge_args_options(["./run.sh"], {"train_args": "--seed 0"}) == (["./run.sh"], {"train_args": "--seed 0"})

@@ -125,6 +125,19 @@ def option_args(options: Dict[str, str]) -> List[str]:
     return out
 
 
+def merge_args_options(run: Sequence[str], options: Dict[str, str]) -> Tuple[List[str], Dict[str, str]]:
+    """The recipe command and a row's options, where both give an ``*_args`` option (e.g. ``--train_args``
+    in ``--run`` and the row's ``--seed N``): one option with both values (the command's first), since
+    csst.sh keeps only the last of a repeated option."""
+    run, options = list(run), dict(options)
+    for i in range(len(run) - 2, -1, -1):
+        key = run[i][2:].replace("-", "_") if run[i].startswith("--") else ""
+        if key.endswith("_args") and key in options:
+            options[key] = f"{run[i + 1]} {options[key]}"
+            del run[i:i + 2]
+    return run, options
+
+
 # ------------------------------------------------------------------------------- statistics
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
@@ -204,8 +217,8 @@ class Table:
         return os.path.join(self.recipe_dir, *parts)
 
     def _call(self, row: Row, seed: int, stage: int, extra: Optional[Dict[str, str]] = None) -> None:
-        opts = dict(row.csst_options(seed), **(extra or {}))
-        cmd = [*self.run, "--stage", str(stage), "--stop_stage", str(stage), *option_args(opts)]
+        run, opts = merge_args_options(self.run, dict(row.csst_options(seed), **(extra or {})))
+        cmd = [*run, "--stage", str(stage), "--stop_stage", str(stage), *option_args(opts)]
         log = self._path(self.expdir, "table", "logs", f"{row.name}.seed{seed}.stage{stage}.log")
         try:
             (self.runner or shell_runner(self.recipe_dir))(cmd, log)
