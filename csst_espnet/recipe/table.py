@@ -25,6 +25,9 @@
   the same conditions.
 - **Scores**: BLEU/chrF of each test set with the recipe's scorer (:func:`csst_espnet.metrics.scoring.score`,
   every reference ``text``, ``text.N``); mean ± sample standard deviation over seeds.
+- **Pooled test sets** (``groups``, ``make_table --groups "cs=test_cs_zh,test_cs_es ..."``): several test
+  sets scored and tested as one (utterances ``<set>/<utt>``), the main table's columns; every test set
+  is then listed below it.
 - **Significance** against the reference row (``full``): sacrebleu's own paired bootstrap
   (:class:`sacrebleu.significance.PairedTest`, 1000 resamples, ``SACREBLEU_SEED``), the hypotheses
   of all seeds concatenated (utterance i of seed s paired with the reference row's utterance i of
