@@ -33,8 +33,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from tqdm import tqdm
 
 from csst_espnet.data.audio import audio_info, inspect_audio
-from csst_espnet.text.prompt import TASKS, TEXT_TASKS
 
+TASKS = ("asr", "st", "mt")  # utt2task labels; mt: text translation, the source text in place of the speech
+TEXT_TASKS = ("mt",)  # tasks whose examples have no speech
 DEFAULT_LANGUAGES = ("zh", "en", "es", "cs")
 DEFAULT_TASKS = TASKS
 DEFAULT_REQUIRED = ("wav.scp", "utt2spk", "text", "utt2lang", "utt2task")

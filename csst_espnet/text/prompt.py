@@ -13,8 +13,7 @@ user turn and the assistant header), and the model puts them there
 
 from typing import Dict, List, Optional
 
-TASKS = ("asr", "st", "mt")  # mt: text translation, the source text in place of the speech
-TEXT_TASKS = ("mt",)  # tasks whose examples have no speech
+from csst_espnet.data.kaldi_dir import TASKS, TEXT_TASKS  # noqa: F401 (the task labels, re-exported)
 SPEECH_SLOT = -2  # prompt token id standing for the speech embeddings (never a vocabulary id; padding is -1)
 SPEECH_TEXT = "<speech>"  # what the slot looks like in PromptTemplate.text
 
