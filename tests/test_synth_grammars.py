@@ -175,7 +175,7 @@ def test_multilingual_plan():
     sets, lm, _ = plan
     table = {x.name: x for x in corpus.set_table(pairs)}
     assert {n: len(sets[n]) for n in sizes if n in sets} == {n: v for n, v in sizes.items() if n in sets}
-    assert sum(len(u) for u in sets.values()) == 808
+    assert sum(len(u) for u in sets.values()) == 1918
     sentence_of = {(p.source.code, s.key): s for p in pairs for s in p.sentences(5)}
     targets = {}  # set -> translations of its sentences
     for name, utts in sets.items():

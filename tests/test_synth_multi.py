@@ -56,10 +56,19 @@ def corpora(tmp_path_factory):
 
 
 def test_recipe_and_generator_make_the_same_corpus(corpora):
+    """The same speech sets; the recipe also writes the LM text's translation pairs as text-only sets."""
     a, b = corpora
     fa, fb = _files(a), _files(b)
-    assert fa.keys() == fb.keys() and fa == fb
-    assert {f.split("/")[0] for f in fa} == set(SETS) | {"lm_text", "local"}
+    mt = {f: v for f, v in fa.items() if f.startswith("train_mt_")}
+    assert fa.keys() - mt.keys() == fb.keys() and {f: v for f, v in fa.items() if f not in mt} == fb
+    assert {f.split("/")[0] for f in fa} == set(SETS) | {"lm_text", "local"} | {f"train_mt_{x}" for x in "zh es fr de".split()}
+    for lang in ("zh", "es", "fr", "de"):
+        pairs = [line.split("\t") for line in open(os.path.join(a, "lm_text", f"{lang}2en.tsv"), encoding="utf-8").read().splitlines()]
+        mt_dir = os.path.join(a, f"train_mt_{lang}")
+        assert not os.path.exists(os.path.join(mt_dir, "wav.scp"))
+        assert set(kd.read_table(os.path.join(mt_dir, "utt2task")).values()) == {"mt"}
+        assert sorted(zip(kd.read_table(os.path.join(mt_dir, "src_text")).values(),
+                          kd.read_table(os.path.join(mt_dir, "text")).values())) == sorted({tuple(p) for p in pairs})
     assert sorted(os.listdir(os.path.join(a, "lm_text"))) == [
         "de.txt", "de2en.tsv", "en.txt", "es.txt", "es2en.tsv", "fr.txt", "fr2en.tsv", "zh.txt", "zh2en.tsv"]
     ma = audio_md5(a, SETS)
