@@ -7,7 +7,8 @@ queries into blocks of ``BLOCK`` frames; each block attends to the ``BLOCK + 2 Â
 it, with the same visibility rule, so each valid query's output is the full-attention one's (the
 hidden keys' weights are exactly 0 in both) up to float rounding. A query that sees no key at all
 (a padding frame further than ``window`` past its utterance's end) gets a uniform average of its
-block's keys rather than of all keys: padding frames differ, valid frames do not.
+block's keys rather than of all keys: padding frames differ, valid frames do not. Utterances of a
+batch can be packed into one row (``segments``), so that no layer computes padding frames.
 
 The encoder's attention calls reach it through ``transformers``' attention interface
 (:data:`LOCAL_WINDOW`, registered on import); a call without ``local_window`` is plain SDPA.
@@ -35,12 +36,13 @@ def banded_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     window: int,
-    key_lengths: Optional[torch.Tensor] = None,
+    segments: Optional[torch.Tensor] = None,
     scaling: float = 1.0,
     dropout: float = 0.0,
 ) -> torch.Tensor:
-    """Attention of each query to the keys at most ``window`` positions away and before ``key_lengths``
-    (None: every key): q, k, v (B, H, T, d) -> (B, T, H, d)."""
+    """Attention of each query to the keys at most ``window`` positions away in its own segment:
+    q, k, v (B, H, T, d) -> (B, T, H, d). ``segments`` (B, T): the segment (utterance) of each
+    position, -1 for padding (None: one segment); several utterances packed into one row stay apart."""
     batch, heads, frames, dim = query.shape
     blocks = math.ceil(frames / BLOCK)
     span = BLOCK + 2 * window
@@ -55,10 +57,13 @@ def banded_attention(
     row = torch.arange(BLOCK, device=query.device)
     col = torch.arange(span, device=query.device)
     band = (col[None, :] - row[:, None] - window).abs() <= window  # (BLOCK, span): |(r + window) - c| <= window
-    pos = torch.arange(blocks, device=query.device)[:, None] * BLOCK - window + col[None, :]  # (n, span)
-    limit = torch.full((batch,), frames, device=query.device) if key_lengths is None else key_lengths.to(query.device)
-    real = (pos[None] >= 0) & (pos[None] < limit[:, None, None])  # (B, n, span)
-    visible = band[None, None] & real[:, :, None, :]  # (B, n, BLOCK, span)
+    if segments is None:
+        segments = torch.zeros(batch, frames, dtype=torch.long, device=query.device)
+    segments = segments.to(query.device)
+    query_segment = torch.nn.functional.pad(segments, (0, tail), value=-1).view(batch, blocks, BLOCK)
+    key_segment = torch.nn.functional.pad(segments, (window, tail + window), value=-1).unfold(1, span, BLOCK)  # (B, n, span)
+    visible = (band[None, None] & (query_segment[..., None] == key_segment[:, :, None, :])
+               & (key_segment >= 0)[:, :, None, :])  # (B, n, BLOCK, span)
     scores = scores.masked_fill(~visible[:, None], torch.finfo(scores.dtype).min)
     probs = scores.softmax(-1)
     if dropout:
@@ -76,7 +81,7 @@ def local_window_attention(
     dropout: float = 0.0,
     scaling: Optional[float] = None,
     local_window: int = 0,
-    key_lengths: Optional[torch.Tensor] = None,
+    segments: Optional[torch.Tensor] = None,
     **kwargs,
 ) -> Tuple[torch.Tensor, None]:
     """``transformers`` attention interface: banded attention when the caller passes ``local_window``,
@@ -85,7 +90,7 @@ def local_window_attention(
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scale = query.size(-1) ** -0.5 if scaling is None else scaling  # SDPA's default
-    return banded_attention(query, key, value, local_window, key_lengths, scale, dropout), None
+    return banded_attention(query, key, value, local_window, segments, scale, dropout), None
 
 
 AttentionInterface.register(LOCAL_WINDOW, local_window_attention)

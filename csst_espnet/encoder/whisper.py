@@ -139,8 +139,16 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
         banded = self.banded and worth_banding((frames + 1) // 2, self.attention_window)
         with torch.set_grad_enabled(torch.is_grad_enabled() and tail is None):  # the stem trains with 'all' only
             hidden, olens, hidden_keys = self._stem(feats, ilens, banded)
-        # banded: the window and the key lengths go to the attention (local_attention.py), no mask
-        local = dict(local_window=self.attention_window, key_lengths=None if self.pad_to_30s else olens) if banded else {}
+        # banded: the window (and the utterance of each frame) go to the attention (local_attention.py), no
+        # mask; the valid frames of the batch are packed into one row, so that no layer computes padding
+        local, valid = {}, None
+        if banded:
+            local = dict(local_window=self.attention_window)
+            if not self.pad_to_30s:
+                valid = ~make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)  # (B, T')
+                local["segments"] = torch.arange(len(olens), device=hidden.device).repeat_interleave(
+                    olens.to(hidden.device))[None]  # (1, N)
+                padded_shape, hidden = hidden.shape, hidden[valid][None]  # (1, N, d_model)
         masks = {}  # per dtype: layers may differ (frozen ones in ``dtype``, trained ones in float32)
         for i, layer in enumerate(enc.layers):
             with torch.set_grad_enabled(torch.is_grad_enabled() and (tail is None or i >= held)):
@@ -151,6 +159,8 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
                 hidden = layer(hidden.to(dtype), masks.get(dtype), **local)
         with torch.set_grad_enabled(torch.is_grad_enabled() and tail != 0):
             hidden = enc.layer_norm(hidden.to(enc.layer_norm.weight.dtype))
+        if valid is not None:  # unpack: padding frames are zeros
+            hidden = hidden.new_zeros(padded_shape[:2] + hidden.shape[2:]).masked_scatter(valid[..., None], hidden[0])
         return hidden[:, : int(olens.max())].float(), olens, None
 
     def _stem(
