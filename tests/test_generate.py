@@ -118,3 +118,40 @@ def test_guards_stop_a_looping_model_and_confidence_is_mean_logprob(tiny_llm):
     # cut by the length guard: no EOS in the mean
     ref = _reference_logprobs(model, prefix, limited[0].token_int)
     assert limited[0].confidence == pytest.approx(sum(ref) / len(ref), abs=1e-4)
+
+
+def test_lora_merged_for_decoding_gives_the_adapters_logits_and_hypotheses(tiny_llm):
+    """``HFCausalLM.merge_lora`` (what Speech2Text decodes with): the logits of the LM with its LoRA
+    adapters to 1e-5, the same greedy and beam hypotheses; a bfloat16 LM keeps its adapters."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from csst_espnet.llm.hf_causal_lm import HFCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm)
+    lora = {"r": 4, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+    llm = HFCausalLM(model_name_or_path=str(tiny_llm), lora=lora).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05)  # trained adapters (LoRA B starts at zero)
+    heads = ["<s>we use gradient", "<s>注意力", "<s>the loss goes down after"]
+    ids, mask = left_pad([tok(h, add_special_tokens=False)["input_ids"] for h in heads], pad_id(tok))
+    embeds = llm.embed(ids).detach()
+    runs = []
+    for merge in (False, True):
+        if merge:
+            assert llm.merge_lora() and not any("lora_" in n for n, _ in llm.named_parameters())
+        with torch.no_grad():
+            logits = llm(embeds, mask)
+        hyps = [generate(llm.model, tok, mask, inputs_embeds=embeds, options=GenerateOptions(beam_size=k, max_new_tokens=12))
+                for k in (1, 3)]
+        runs.append((logits, hyps))
+    (ref, ref_hyps), (merged, merged_hyps) = runs
+    valid = mask.bool()
+    assert torch.allclose(merged[valid], ref[valid], atol=1e-5, rtol=0)
+    for a, b in zip(merged_hyps, ref_hyps):
+        assert [h.token_int for h in a] == [h.token_int for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-4)
+    assert not HFCausalLM(model_name_or_path=str(tiny_llm), lora=lora, dtype="bfloat16").merge_lora()

@@ -236,6 +236,41 @@ def test_attention_window_limits_what_a_frame_sees(tiny_whisper):
         HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), attention_window=-1)
 
 
+@pytest.mark.parametrize("window,pad_to_30s", [(3, False), (12, False), (3, True)])
+def test_banded_local_attention_equals_the_dense_mask_reference(tiny_whisper, window, pad_to_30s):
+    """The windowed encoder's banded attention (encoder/local_attention.py) gives the valid frames, and
+    the gradients through them, of full attention under the T x T window mask (``banded = False``):
+    float32 to 1e-5, float64 to 1e-10; across several blocks, a partial last block and padding."""
+    from csst_espnet.encoder.local_attention import BLOCK, worth_banding
+    from csst_espnet.encoder.whisper import HFWhisperEncoder
+
+    torch.manual_seed(0)
+    lens = torch.tensor([2 * BLOCK * 3 + 17, 2 * BLOCK + 40, 90])  # encoder frames: 3+ blocks, 1-2, under one
+    assert worth_banding(int(lens.max() + 1) // 2, window)
+    feats = torch.randn(3, int(lens.max()), 80)
+    for b, n in enumerate(lens.tolist()):
+        feats[b, n:] = 0.0
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+        encoder = HFWhisperEncoder(80, model_name_or_path=str(tiny_whisper), pad_to_30s=pad_to_30s,
+                                   freeze=False, attention_window=window).eval().to(dtype)
+        results = []
+        for banded in (True, False):
+            encoder.banded = banded
+            encoder.zero_grad()
+            x = feats.to(dtype).clone().requires_grad_(True)
+            out, out_lens, _ = encoder(x, lens)
+            valid = (torch.arange(out.size(1))[None] < out_lens[:, None])[..., None]
+            (out * valid).pow(2).mean().backward()
+            grads = {n: p.grad for n, p in encoder.named_parameters() if p.grad is not None}
+            results.append((out * valid, x.grad, grads))
+        (out, x_grad, grads), (ref, ref_x_grad, ref_grads) = results
+        assert torch.allclose(out, ref, atol=tol, rtol=0)
+        assert torch.allclose(x_grad, ref_x_grad, atol=tol, rtol=0)
+        assert grads.keys() == ref_grads.keys() and len(grads) > 0
+        for name, grad in grads.items():
+            assert torch.allclose(grad, ref_grads[name], atol=tol, rtol=0), name
+
+
 def test_vtlp_moves_a_tone_by_the_warp_factor_in_training_only():
     """vtlp_warp stretches the spectrum: a 1 kHz tone warped by 1.2 peaks in the mel band of 1.2 kHz;
     eval mode and vtlp_warp 0 give the plain features."""

@@ -4,7 +4,9 @@
 (``model_name_or_path``) or built from a config dict (small from-scratch or test setups).
 Frozen by default, optional LoRA on its attention. With ``pad_to_30s: false`` an utterance
 is encoded at its own length (positions 0..T'-1, padding masked out in attention) instead of
-Whisper's fixed 30 s window, so short utterances do not pay for 30 s of compute.
+Whisper's fixed 30 s window, so short utterances do not pay for 30 s of compute. With
+``attention_window`` the attention is computed on the band of blocks around each frame
+(``encoder/local_attention.py``) rather than as full attention under a T × T mask.
 """
 
 from typing import Dict, Optional, Tuple
@@ -14,6 +16,7 @@ import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 
+from csst_espnet.encoder.local_attention import LOCAL_WINDOW, worth_banding
 from csst_espnet.llm.hf_causal_lm import DTYPES, KeepFrozenDtype, lora_config
 from csst_espnet.utils.base_model import RecordsBaseModel, identity
 
@@ -89,6 +92,10 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
         if attention_window < 0:
             raise ValueError(f"encoder_conf.attention_window must be >= 0, got {attention_window}")
         self.attention_window = attention_window
+        # False: the window as a T × T additive mask on full attention (the reference the banded path is tested against)
+        self.banded = True
+        if attention_window:
+            encoder.config._attn_implementation = LOCAL_WINDOW  # SDPA unless a call passes local_window
         # Weights from a pretrained model come back from model_name_or_path; a from-config
         # encoder has random weights that must be saved.
         self.restores_frozen_from_pretrained = model_name_or_path is not None
@@ -129,8 +136,19 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
 
         tail = self.trainable_tail
         held = len(enc.layers) if tail is None else len(enc.layers) - tail  # layers before the trainable tail
+        banded = self.banded and worth_banding((frames + 1) // 2, self.attention_window)
         with torch.set_grad_enabled(torch.is_grad_enabled() and tail is None):  # the stem trains with 'all' only
-            hidden, olens, hidden_keys = self._stem(feats, ilens)
+            hidden, olens, hidden_keys = self._stem(feats, ilens, banded)
+        # banded: the window (and the utterance of each frame) go to the attention (local_attention.py), no
+        # mask; the valid frames of the batch are packed into one row, so that no layer computes padding
+        local, valid = {}, None
+        if banded:
+            local = dict(local_window=self.attention_window)
+            if not self.pad_to_30s:
+                valid = ~make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)  # (B, T')
+                local["segments"] = torch.arange(len(olens), device=hidden.device).repeat_interleave(
+                    olens.to(hidden.device))[None]  # (1, N)
+                padded_shape, hidden = hidden.shape, hidden[valid][None]  # (1, N, d_model)
         masks = {}  # per dtype: layers may differ (frozen ones in ``dtype``, trained ones in float32)
         for i, layer in enumerate(enc.layers):
             with torch.set_grad_enabled(torch.is_grad_enabled() and (tail is None or i >= held)):
@@ -138,16 +156,19 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
                 if hidden_keys is not None and dtype not in masks:
                     masks[dtype] = torch.zeros(hidden_keys.shape, dtype=dtype, device=hidden.device).masked_fill(
                         hidden_keys, torch.finfo(dtype).min)
-                hidden = layer(hidden.to(dtype), masks.get(dtype))
+                hidden = layer(hidden.to(dtype), masks.get(dtype), **local)
         with torch.set_grad_enabled(torch.is_grad_enabled() and tail != 0):
             hidden = enc.layer_norm(hidden.to(enc.layer_norm.weight.dtype))
+        if valid is not None:  # unpack: padding frames are zeros
+            hidden = hidden.new_zeros(padded_shape[:2] + hidden.shape[2:]).masked_scatter(valid[..., None], hidden[0])
         return hidden[:, : int(olens.max())].float(), olens, None
 
     def _stem(
-        self, feats: torch.Tensor, ilens: torch.Tensor
+        self, feats: torch.Tensor, ilens: torch.Tensor, banded: bool = False
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Log-mel (B, n_mels, T) -> input of the first layer (B, T', d_model), its lengths, and the
-        attention's hidden keys (B or 1, 1, T' or 1, T') (None: every key visible)."""
+        attention's hidden keys (B or 1, 1, T' or 1, T') (None: every key visible, or ``banded``: the
+        attention hides them itself)."""
         enc = self.encoder
         hidden = torch.nn.functional.gelu(enc.conv1(feats))  # (B, d_model, T)
         # Zero conv1 outputs past each length so conv2 sees what it sees for the utterance alone.
@@ -162,6 +183,8 @@ class HFWhisperEncoder(RecordsBaseModel, KeepFrozenDtype, AbsEncoder):
         # every frame too far from the query. Hidden keys get finfo.min, not -inf, so a query that sees
         # none (a padding frame) gets a uniform average rather than NaN.
         hidden_keys = None
+        if banded:
+            return hidden, olens, None
         if not self.pad_to_30s:
             hidden_keys = make_pad_mask(olens, maxlen=hidden.size(1)).to(hidden.device)[:, None, None, :]  # (B, 1, 1, T')
         if self.attention_window:

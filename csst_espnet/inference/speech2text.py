@@ -41,6 +41,8 @@ class Speech2Text:
     max_tokens_per_second, max_tokens_offset: length guard, at most ``ceil(max_tokens_per_second *
         seconds of speech + max_tokens_offset)`` tokens (max_tokens_per_second 0 = off).
     loop_ngram: loop guard, a hypothesis ends rather than repeat an n-gram of this many tokens (0 = off).
+    merge_lora: fold the LLM's LoRA adapters into its (float32) weights for decoding (``HFCausalLM.merge_lora``):
+        the same logits to float rounding, a third of the matmuls per adapted projection.
     """
 
     def __init__(
@@ -53,12 +55,15 @@ class Speech2Text:
         max_tokens_per_second: float = 8.0,
         max_tokens_offset: int = 10,
         loop_ngram: int = 4,
+        merge_lora: bool = True,
     ):
         if isinstance(st_train_config, dict):
             model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
         else:
             model, train_args = CSSTTask.build_model_from_file(st_train_config, st_model_file, device)
         self.model = model.eval()
+        if merge_lora:
+            self.model.llm.merge_lora()
         self.train_args = train_args
         self.device = device
         self.preprocess = CSSTTask.build_preprocess_fn(train_args, train=False)

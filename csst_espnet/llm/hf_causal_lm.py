@@ -122,6 +122,18 @@ class HFCausalLM(RecordsBaseModel, KeepFrozenDtype, torch.nn.Module):
         # Weights that come back from model_name_or_path need not be saved; random ones must.
         self.restores_frozen_from_pretrained = model_name_or_path is not None
 
+    def merge_lora(self) -> bool:
+        """For decoding only: fold the LoRA adapters into float32 weights (``peft``'s ``merge_and_unload``),
+        so that each adapted projection is one matmul instead of three and peft's per-call Python is
+        gone; logits equal the adapters' to float rounding (``tests/test_generate.py``). The module
+        cannot train or save its adapters afterwards. Weights stored in a lower precision keep their
+        adapters (rounding the merged weights would change the outputs). Returns whether it merged."""
+        if not self.has_lora or self.storage_dtype != torch.float32 or getattr(self, "lora_merged", False):
+            return False
+        self.model = self.model.merge_and_unload()
+        self.has_lora, self.lora_merged = False, True
+        return True
+
     @property
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
