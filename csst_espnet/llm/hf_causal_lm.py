@@ -128,10 +128,10 @@ class HFCausalLM(RecordsBaseModel, KeepFrozenDtype, torch.nn.Module):
         gone; logits equal the adapters' to float rounding (``tests/test_generate.py``). The module
         cannot train or save its adapters afterwards. Weights stored in a lower precision keep their
         adapters (rounding the merged weights would change the outputs). Returns whether it merged."""
-        if not self.has_lora or self.storage_dtype != torch.float32 or getattr(self, "lora_merged", False):
+        if not self.has_lora or self.storage_dtype != torch.float32:
             return False
         self.model = self.model.merge_and_unload()
-        self.has_lora, self.lora_merged = False, True
+        self.has_lora = False
         return True
 
     @property
