@@ -107,7 +107,7 @@ def test_augmenter_draws():
 
 
 def _data_dir(path, n=5):
-    wavs, texts, lang_ali, utt2spk = {}, {}, {}, {}
+    wavs, texts, lang_ali, phone_ali, utt2spk = {}, {}, {}, {}, {}
     (path / "wav").mkdir(parents=True)
     for i in range(n):
         utt = f"spk{i % 2}-utt{i}"
@@ -115,10 +115,13 @@ def _data_dir(path, n=5):
         wavs[utt] = str(path / "wav" / f"{utt}.wav")
         soundfile.write(wavs[utt], x, FS, subtype="PCM_16")
         texts[utt] = f"sentence {i}"
-        lang_ali[utt] = " ".join(["zh"] * kd.ali_num_frames(len(x), FS))
+        frames = kd.ali_num_frames(len(x), FS)
+        lang_ali[utt] = " ".join(["zh"] * frames)
+        phone_ali[utt] = " ".join(["0"] + [str(3 + i)] * (frames - 2) + ["0"])  # silence, phone 3 + i, silence
         utt2spk[utt] = f"spk{i % 2}"
     d = kd.DataDir()
     d.utt.update({"wav.scp": wavs, "text": texts, "text.2": texts, "utt2spk": utt2spk, kd.LANG_ALI: lang_ali,
+                  kd.PHONE_ALI: phone_ali,
                   "src_text": {u: "句子 很好" for u in wavs}, kd.WORD_LANG: {u: "zh zh" for u in wavs},
                   "utt2lang": {u: "zh" if i % 2 else "cs" for i, u in enumerate(wavs)},
                   "utt2task": {u: "st" for u in wavs}})
@@ -154,6 +157,14 @@ def test_condition_dir_noise_and_long(tmp_path):
     assert long.utt["text"][f"{ids[2]}-long"] == " ".join(d.utt["text"][u] for u in ids[2:])
     assert long.utt[kd.WORD_LANG][f"{ids[2]}-long"] == "zh zh zh zh zh zh"  # one label per src_text word
     assert long.utt["utt2lang"] == {f"{ids[0]}-long": "cs", f"{ids[2]}-long": "cs"}  # cs + zh -> cs
+    # frame alignments joined: 0.3 s pause = 30 frames, unlabelled language, the preceding (silence) phone
+    gap = kd.ali_num_frames(int(0.3 * FS), FS)
+    assert long.utt[kd.LANG_ALI][f"{ids[0]}-long"].split() == \
+        d.utt[kd.LANG_ALI][ids[0]].split() + [kd.UNLABELLED_FRAME] * gap + d.utt[kd.LANG_ALI][ids[1]].split()
+    assert long.utt[kd.PHONE_ALI][f"{ids[0]}-long"].split() == \
+        d.utt[kd.PHONE_ALI][ids[0]].split() + ["0"] * gap + d.utt[kd.PHONE_ALI][ids[1]].split()
+    assert len(long.utt[kd.PHONE_ALI][f"{ids[2]}-long"].split()) == kd.ali_num_frames(
+        int(long.utt["utt2num_samples"][f"{ids[2]}-long"]), FS)
     assert kd.validate(str(tmp_path / "test_long"), fs=FS, progress=False).ok
 
 

@@ -103,11 +103,11 @@ def test_guards_stop_a_looping_model_and_confidence_is_mean_logprob(tiny_llm):
     limited = generate(model, tok, mask, input_ids=ids, options=GenerateOptions(max_new_tokens=20),
                        max_new_tokens=[5, 30])
     assert [len(h.token_int) for h in limited] == [5, 20]
-    # the loop guard: the hypothesis ends with EOS instead of repeating the 4-gram b c a b
-    for beam in (1, 3):
+    # the loop guard: the hypothesis ends with EOS instead of saying "b c a" a second (third) time in a row
+    for beam, repeats in ((1, 2), (3, 2), (1, 3)):
         looped = generate(model, tok, mask, input_ids=ids,
-                          options=GenerateOptions(beam_size=beam, max_new_tokens=20, loop_ngram=4))
-        assert [h.token_int for h in looped] == [[b, c, a, b, c, a]] * 2, beam
+                          options=GenerateOptions(beam_size=beam, max_new_tokens=20, loop_repeats=repeats))
+        assert [h.token_int for h in looped] == [([b, c, a] * repeats)[:-1]] * 2, (beam, repeats)
         assert [h.guard for h in looped] == ["loop", "loop"]
         assert guard_counts(looped + unguarded[:1]) == {"length": 1, "loop": 2}
         # confidence: the mean of the model's own log-probabilities of the tokens and the EOS
@@ -155,3 +155,22 @@ def test_lora_merged_for_decoding_gives_the_adapters_logits_and_hypotheses(tiny_
         assert [h.token_int for h in a] == [h.token_int for h in b]
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-4)
     assert not HFCausalLM(model_name_or_path=str(tiny_llm), lora=lora, dtype="bfloat16").merge_lora()
+
+
+def test_loop_guard_stops_back_to_back_repeats_only():
+    from csst_espnet.inference.generate import loop_banned
+
+    we_use, model_, x, y = [1, 2], 3, 4, 5
+    # a phrase that comes back later (a long translation) is not a loop: "model" may follow it again;
+    # only saying its last token twice in a row would be
+    assert loop_banned(we_use + [model_, x, y] + we_use, 2) == {we_use[-1]}
+    assert loop_banned(we_use + [model_, x, y] + we_use, 3) == set()
+    # "x y x" + y would say "x y" twice in a row (+ x: "x" twice); "y x x" + x: "x" thrice
+    assert loop_banned([x, y, x], 2) == {x, y}
+    assert loop_banned([x, y, x], 3) == set()
+    assert loop_banned([y, x, x], 3) == {x}
+    assert loop_banned([y, x, x], 2) == {x}
+    assert loop_banned([x, y, model_, x, y], 2) == {y, model_}
+    assert loop_banned([x, y, model_, x, y], 0) == set()
+    assert loop_banned([], 2) == set()
+

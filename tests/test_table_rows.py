@@ -75,6 +75,21 @@ def test_rows_resolve_and_never_share_an_experiment(conf):
             load_config(str(ST1 / config))  # composes (model_config exists, nothing repeated)
 
 
+@pytest.mark.parametrize("conf", ["conf", "conf/tiny"])
+def test_baselines_get_at_least_the_full_methods_updates(conf):
+    """A baseline row trains for at least as many optimiser updates as the full method's three phases."""
+    def updates(config: str) -> int:
+        c = load_config(str(ST1 / config))
+        return c["max_epoch"] * c["num_iters_per_epoch"]
+
+    full = sum(updates(f"{conf}/train_phase{p}.yaml") for p in "123")
+    for name in ("cs_only", "single_stage", "mlp", "espnet_st"):
+        trained, _ = experiments(table.load_row(str(ROWS), name, conf), conf)
+        configs = [ident[1] or f"{conf}/espnet_st.yaml" if ident[0] == "espnet_st" else ident[0]
+                   for ident in trained.values()]
+        assert sum(updates(c) for c in configs) >= full, f"{name}: {configs} train fewer updates than the method ({full})"
+
+
 def _phase_configs(conf: str, row: str) -> Dict[str, dict]:
     o = table.load_row(str(ROWS), row, conf).options
     return {p: load_config(str(ST1 / o.get(f"phase{p}_config", f"{conf}/train_phase{p}.yaml"))) for p in "123"}

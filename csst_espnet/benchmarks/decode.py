@@ -102,7 +102,7 @@ def run(exp_dir: str = DEMO_EXP, data_dir: str = DEMO_DATA, model_file: str = "v
         "exp_dir": exp_dir, "model_file": model_file, "data_dir": data_dir, "num_utts": len(keys),
         "speech_seconds": round(seconds, 2), "batch_bins": batch_bins, "rounds": rounds,
         "guards": {"max_tokens_per_second": s2t.max_tokens_per_second, "max_tokens_offset": s2t.max_tokens_offset,
-                   "loop_ngram": s2t.loop_ngram},
+                   "loop_repeats": s2t.loop_repeats},
         "settings": rows,
         "batched_over_batch1_greedy": round(greedy_b["utt_per_s"] / greedy1["utt_per_s"], 2),
         "beam_over_greedy_time_batched": round(beam_b["seconds"] / greedy_b["seconds"], 2),

@@ -30,7 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of every setting (median reported)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the cores idle now)")
     parser.add_argument("--device", default="cpu")
-    for name, kind in (("max_tokens_per_second", float), ("max_tokens_offset", int), ("loop_ngram", int)):
+    for name, kind in (("max_tokens_per_second", float), ("max_tokens_offset", int), ("loop_repeats", int)):
         parser.add_argument(f"--{name}", type=kind, default=None, help="guard option (default: Speech2Text's)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     return parser
@@ -40,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     args = get_parser().parse_args(argv)
     result = run(args.exp_dir, args.data_dir, args.model_file, args.num_utts, args.batch_size, args.batch_bins,
                  args.beam_size, args.rounds, args.threads, args.device, args.use_lang,
-                 **{k: getattr(args, k) for k in ("max_tokens_per_second", "max_tokens_offset", "loop_ngram")
+                 **{k: getattr(args, k) for k in ("max_tokens_per_second", "max_tokens_offset", "loop_repeats")
                     if getattr(args, k) is not None})
     print(format_table(result))
     write_json(result, args.json)

@@ -37,8 +37,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_tokens_per_second", type=float, default=8.0,
                         help="length guard: at most this many tokens per second of speech (+ max_tokens_offset); 0: off")
     parser.add_argument("--max_tokens_offset", type=int, default=10)
-    parser.add_argument("--loop_ngram", type=int, default=4,
-                        help="loop guard: end a hypothesis rather than repeat an n-gram of this many tokens; 0: off")
+    parser.add_argument("--loop_repeats", type=int, default=3,
+                        help="loop guard: end a hypothesis rather than say one span of tokens this many times in a "
+                        "row; 0: off")
     return parser
 
 
@@ -66,7 +67,7 @@ def main(cmd=None):
         max_new_tokens=args.max_new_tokens,
         max_tokens_per_second=args.max_tokens_per_second,
         max_tokens_offset=args.max_tokens_offset,
-        loop_ngram=args.loop_ngram,
+        loop_repeats=args.loop_repeats,
     )
     decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file,
                args.num_workers, args.batch_bins, fingerprint=done)

@@ -9,8 +9,10 @@ pair with the clean set's by the suffix). Noise is babble made of other
 utterances of the same set (never the utterance itself) or coloured noise; rooms are drawn with a
 seed of their own, never those of training augmentation. ``long`` joins ``long_join`` consecutive
 utterances (id order, so mostly one speaker) with a pause between them into one, id
-``<first utt>-long``, texts (and ``word_lang``) joined with a space. Everything follows ``seed``
-and the utterance id.
+``<first utt>-long``, texts (and ``word_lang``) joined with a space, frame alignments joined too
+(a pause frame is unlabelled in ``lang_ali`` and continues the preceding frame's phone, i.e. its
+final silence, in ``phone_ali``), so that long copies of training sets can train every loss.
+Everything follows ``seed`` and the utterance id.
 """
 
 import logging
@@ -29,8 +31,8 @@ BABBLE_POOL = 200  # utterances of the set that babble noise is made of
 NUM_RIRS = 32
 RIR_SEED_OFFSET = 1_000_003  # condition rooms: seed + this (training augmentation uses its own seed)
 LONG = "long"
-# per-utterance files a ``long`` set keeps (joined); others (phone_ali, utt2voice, ...) are dropped
-_LONG_LABELS = ("utt2lang", "utt2task", kd.LANG_ALI)
+# per-utterance files a ``long`` set keeps (joined); others (utt2voice, ...) are dropped
+_LONG_LABELS = ("utt2lang", "utt2task", *kd.FRAME_ALIGNMENTS)
 
 
 def _load(d: kd.DataDir, utt: str) -> Tuple[np.ndarray, int]:
@@ -126,7 +128,7 @@ def _long_dir(d: kd.DataDir, ids: List[str], wav_dir: str, long_join: int, pause
         utt = f"{group[0]}-long"
         pieces: List[np.ndarray] = []
         rate: Optional[int] = None
-        ali_frames: List[str] = []
+        frames: Dict[str, List[str]] = {name: [] for name in kd.FRAME_ALIGNMENTS if name in d.utt}
         for k, u in enumerate(group):
             x, r = _load(d, u)
             if rate is not None and r != rate:
@@ -134,10 +136,12 @@ def _long_dir(d: kd.DataDir, ids: List[str], wav_dir: str, long_join: int, pause
             rate = r
             if k:
                 pieces.append(np.zeros(int(pause * rate), dtype=np.float32))
-                ali_frames += [kd.UNLABELLED_FRAME] * (kd.ali_num_frames(int(pause * rate), rate))
+                gap = kd.ali_num_frames(int(pause * rate), rate)
+                for name, labels in frames.items():
+                    labels += [kd.UNLABELLED_FRAME if name == kd.LANG_ALI else labels[-1]] * gap
             pieces.append(x)
-            if kd.LANG_ALI in d.utt:
-                ali_frames += d.utt[kd.LANG_ALI][u].split()
+            for name, labels in frames.items():
+                labels += d.utt[name][u].split()
         y, _ = to_pcm16(np.concatenate(pieces))
         wav[utt] = os.path.join(wav_dir, f"{utt}.wav")
         write_pcm16(wav[utt], y, rate)
@@ -148,8 +152,8 @@ def _long_dir(d: kd.DataDir, ids: List[str], wav_dir: str, long_join: int, pause
         for name in ("utt2lang", "utt2task"):
             if name in d.utt:
                 new.utt[name][utt] = _join_label([d.utt[name][u] for u in group], name, group)
-        if kd.LANG_ALI in d.utt:
-            new.utt[kd.LANG_ALI][utt] = " ".join(kd.resample_ali(ali_frames, kd.ali_num_frames(len(y), rate)))
+        for name, labels in frames.items():
+            new.utt[name][utt] = " ".join(kd.resample_ali(labels, kd.ali_num_frames(len(y), rate)))
         bar.update(len(group))
     new.utt.update({"wav.scp": wav, "utt2num_samples": num, "utt2dur": dur})
     logging.info("long: %d utterances joined into %d", len(ids), len(groups))

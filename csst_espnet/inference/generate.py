@@ -10,8 +10,10 @@ inside the search:
 
 - **length**: each row has its own limit (``max_new_tokens``, per row: ``Speech2Text`` derives it
   from the utterance's duration); a hypothesis that reaches it without EOS is cut there.
-- **loop** (``loop_ngram`` = n > 0): a token that would complete an n-gram already in the hypothesis
-  is not taken; its probability goes to EOS instead, so a model that starts repeating itself stops.
+- **loop** (``loop_repeats`` = r > 1): a token that would end the hypothesis with one span of tokens
+  said r times in a row ("a b a b" for r = 2, "x x x" for r = 3) is not taken; its probability goes to
+  EOS instead, so a model that starts looping stops. Only back-to-back repeats count: a phrase that
+  comes back later in a long translation ("we use the model ... we use the model") is not a loop.
 
 Each hypothesis records which guard ended it (``guard``: ``""``, ``"length"`` or ``"loop"``) and its
 ``confidence``: the mean log-probability, under the model's own distribution (before any guard
@@ -39,11 +41,11 @@ class Hypothesis:
 
 @dataclass
 class GenerateOptions:
-    """beam_size 1 = greedy search; loop_ngram 0 = loop guard off."""
+    """beam_size 1 = greedy search; loop_repeats 0 = loop guard off."""
 
     beam_size: int = 1
     max_new_tokens: int = 200
-    loop_ngram: int = 0
+    loop_repeats: int = 0
     length_penalty: float = 1.0  # beam search: final score = log-probability / length ** length_penalty
 
 
@@ -63,24 +65,20 @@ def left_pad(prefixes: Sequence[Sequence[int]], pad: int) -> Tuple[torch.Tensor,
     return ids, mask
 
 
-class _LoopGuard:
-    """Per row: the tokens that would complete an n-gram the row has already produced."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def new(self) -> Dict[Tuple[int, ...], Set[int]]:
-        return {}
-
-    def add(self, seen: Dict[Tuple[int, ...], Set[int]], tokens: Sequence[int]) -> None:
-        """Record the n-gram that ``tokens``' last token completes."""
-        if self.n > 0 and len(tokens) >= self.n:
-            seen.setdefault(tuple(tokens[len(tokens) - self.n:-1]), set()).add(tokens[-1])
-
-    def banned(self, seen: Dict[Tuple[int, ...], Set[int]], tokens: Sequence[int]) -> Set[int]:
-        if self.n <= 0 or len(tokens) < self.n - 1:
-            return set()
-        return seen.get(tuple(tokens[len(tokens) - self.n + 1:]), set())
+def loop_banned(tokens: Sequence[int], repeats: int) -> Set[int]:
+    """The tokens that would end ``tokens`` with one span repeated ``repeats`` times in a row (the loop
+    guard; ``repeats`` < 2: none). Span length p: the last ``repeats * p - 1`` tokens are p-periodic,
+    and the token p back would continue the period."""
+    out: Set[int] = set()
+    if repeats < 2:
+        return out
+    n = len(tokens)
+    for p in range(1, (n + 1) // repeats + 1):
+        w = repeats * p - 1
+        tail = tokens[n - w:]
+        if tail[: w - p] == tail[p:]:
+            out.add(tokens[n - p])
+    return out
 
 
 def _guarded(logp: torch.Tensor, banned: Sequence[Set[int]], eos: int) -> torch.Tensor:
@@ -175,16 +173,14 @@ Found = Tuple[List[int], List[float], float, str]  # tokens, their log-probabili
 
 
 def _greedy(decoder: _Decoder, limits: List[int], eos: int, options: GenerateOptions) -> List[Found]:
-    guard = _LoopGuard(options.loop_ngram)
     batch = len(limits)
     tokens: List[List[int]] = [[] for _ in range(batch)]
     lps: List[List[float]] = [[] for _ in range(batch)]
-    seen = [guard.new() for _ in range(batch)]
     found: List[Optional[Found]] = [None] * batch
     live = list(range(batch))  # original row of each decoder row
     logp = decoder.first_logp
     while True:
-        chosen = _guarded(logp, [guard.banned(seen[b], tokens[b]) for b in live], eos).argmax(-1)
+        chosen = _guarded(logp, [loop_banned(tokens[b], options.loop_repeats) for b in live], eos).argmax(-1)
         picked = list(zip(chosen.tolist(), logp.gather(1, chosen[:, None])[:, 0].tolist(),
                           logp.argmax(-1).tolist()))
         keep = []
@@ -194,7 +190,6 @@ def _greedy(decoder: _Decoder, limits: List[int], eos: int, options: GenerateOpt
                 found[b] = (tokens[b], lps[b], sum(lps[b]), "" if top == eos else "loop")
                 continue
             tokens[b].append(tok)
-            guard.add(seen[b], tokens[b])
             if len(tokens[b]) >= limits[b]:
                 found[b] = (tokens[b], lps[b], sum(lps[b]), "length")
                 continue
@@ -214,14 +209,12 @@ class _Beam:
     tokens: List[int] = field(default_factory=list)
     lps: List[float] = field(default_factory=list)  # the model's log-probabilities of the tokens
     score: float = 0.0  # search score: sum of the guarded log-probabilities
-    seen: Dict[Tuple[int, ...], Set[int]] = field(default_factory=dict)
 
 
 def _beam(decoder: _Decoder, limits: List[int], eos: int, options: GenerateOptions) -> List[Found]:
     """Beam search per row; a row ends when it has ``beam_size`` finished hypotheses and no live beam
     can still beat the worst of them at its current length, or at its length limit."""
     k, lp_pow = options.beam_size, options.length_penalty
-    guard = _LoopGuard(options.loop_ngram)
     norm = lambda score, length: score / max(length, 1) ** lp_pow
     batch = len(limits)
     finished: List[List[Tuple[float, Found]]] = [[] for _ in range(batch)]
@@ -230,7 +223,7 @@ def _beam(decoder: _Decoder, limits: List[int], eos: int, options: GenerateOptio
     step = 0
     while True:
         order = [(b, beam) for b, bs in beams.items() for beam in bs]
-        guarded = _guarded(logp, [guard.banned(beam.seen, beam.tokens) for _, beam in order], eos)
+        guarded = _guarded(logp, [loop_banned(beam.tokens, options.loop_repeats) for _, beam in order], eos)
         tops = logp.argmax(-1).tolist()
         scores = torch.tensor([beam.score for _, beam in order], device=logp.device)[:, None] + guarded
         rows_of: Dict[int, List[int]] = {}
@@ -255,9 +248,7 @@ def _beam(decoder: _Decoder, limits: List[int], eos: int, options: GenerateOptio
                         found = (parent.tokens, parent.lps + [lp], norm(score, len(parent.tokens) + 1), g)
                         finished[b].append((found[2], found))
                     continue
-                child = _Beam(parent.tokens + [tok], parent.lps + [lp], score, {s: set(t) for s, t in parent.seen.items()})
-                guard.add(child.seen, child.tokens)
-                live.append(child)
+                live.append(_Beam(parent.tokens + [tok], parent.lps + [lp], score))
                 next_rows.append(rows[r])
                 next_tokens.append(tok)
                 if len(live) == k:

@@ -10,8 +10,8 @@ Prompts come from the same :class:`PromptTemplate` the model was trained with; t
 ``generate`` (:func:`csst_espnet.inference.generate.generate`) runs greedy or beam search with a KV
 cache on the left-padded ``[prompt][speech]`` prefix built by the model, with the runaway guards on
 by default: each hypothesis is limited to ``max_tokens_per_second`` tokens per second of speech plus
-``max_tokens_offset`` (and ``max_new_tokens`` in all), and stops before repeating an n-gram of
-``loop_ngram`` tokens. The defaults were chosen on mini_cs's dev set (docs/experiments/mini_cs.md).
+``max_tokens_offset`` (and ``max_new_tokens`` in all), and stops before saying one span of tokens
+``loop_repeats`` times in a row. The defaults were chosen on mini_cs's dev set (docs/experiments/mini_cs.md).
 """
 
 import math
@@ -40,7 +40,8 @@ class Speech2Text:
     max_new_tokens: hard cap on hypothesis length.
     max_tokens_per_second, max_tokens_offset: length guard, at most ``ceil(max_tokens_per_second *
         seconds of speech + max_tokens_offset)`` tokens (max_tokens_per_second 0 = off).
-    loop_ngram: loop guard, a hypothesis ends rather than repeat an n-gram of this many tokens (0 = off).
+    loop_repeats: loop guard, a hypothesis ends rather than say one span of tokens this many times in a row
+        (0 = off; ``inference/generate.py``).
     merge_lora: fold the LLM's LoRA adapters into its (float32) weights for decoding (``HFCausalLM.merge_lora``):
         the same logits to float rounding, a third of the matmuls per adapted projection.
     """
@@ -54,7 +55,7 @@ class Speech2Text:
         max_new_tokens: int = 200,
         max_tokens_per_second: float = 8.0,
         max_tokens_offset: int = 10,
-        loop_ngram: int = 4,
+        loop_repeats: int = 3,
         merge_lora: bool = True,
     ):
         if isinstance(st_train_config, dict):
@@ -74,7 +75,7 @@ class Speech2Text:
         self.max_new_tokens = max_new_tokens
         self.max_tokens_per_second = max_tokens_per_second
         self.max_tokens_offset = max_tokens_offset
-        self.loop_ngram = loop_ngram
+        self.loop_repeats = loop_repeats
 
     @classmethod
     def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
@@ -166,7 +167,7 @@ class Speech2Text:
         prefix, mask = self.model.prefix_embeddings(
             batch["prompt"], batch["prompt_lengths"], embeds, embed_lengths
         )
-        options = GenerateOptions(self.beam_size, self.max_new_tokens, self.loop_ngram)
+        options = GenerateOptions(self.beam_size, self.max_new_tokens, self.loop_repeats)
         return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options,
                         max_new_tokens=self.length_limits(batch["speech_lengths"]))
 
