@@ -19,7 +19,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 # The mini_cs recipe end to end on a CPU: synthesise the corpus, train the tokenizer and the stand-in
-# LLM, the three phases and the CS-only baseline, decode and score; then print the results table.
+# LLM, the three phases, decode and score; then print the results table.
 demo: install
 	cd egs2/mini_cs/st1 && PYTHON=$(CURDIR)/$(PY) ./run.sh --stop_stage 14
 	cat egs2/mini_cs/st1/RESULTS.md
