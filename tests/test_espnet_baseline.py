@@ -242,8 +242,8 @@ def table_run(tmp_path_factory):
     st1 = root / "egs2" / "mini_cs" / "st1"
     env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS="ignore")
     # one job per step, no speed perturbation: the fewest processes (each pays ESPnet's import)
-    fast = ["--speed_perturb_factors", "", "--nj", "1", "--inference_nj", "1"]
-    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "9", "--test_conditions", "", *fast],
+    fast = ["--speed_perturb_factors", "", "--test_conditions", "", "--nj", "1", "--inference_nj", "1"]
+    proc = subprocess.run(["./run.sh", "--preset", "tiny", "--stop_stage", "9", *fast],
                           cwd=st1, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"run.sh failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
     proc = subprocess.run(["local/run_table.sh", "--preset", "tiny", "--rows", "cs_only,espnet_st", "--seeds", "0",

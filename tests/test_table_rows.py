@@ -75,6 +75,17 @@ def test_rows_resolve_and_never_share_an_experiment(conf):
             load_config(str(ST1 / config))  # composes (model_config exists, nothing repeated)
 
 
+def test_rows_of_the_cs_only_mechanism_prepare_their_own_data():
+    """The demo's run.sh does not train the CS-only baseline, so it never makes dump/raw/train_cs_only:
+    every row that trains through that mechanism makes its data (stage 4) and shapes (stage 9) itself."""
+    run_sh = (ST1 / "run.sh").read_text()
+    assert re.search(r"demo\) conf=conf; cs_only=false", run_sh)
+    for name in ROW_NAMES:
+        row = table.load_row(str(ROWS), name, "conf")
+        if row.options.get("cs_only_baseline") == "true":
+            assert {4, 9} <= set(row.prepare), f"{name}.yaml trains the CS-only mechanism without preparing 4 and 9"
+
+
 @pytest.mark.parametrize("conf", ["conf", "conf/tiny"])
 def test_baselines_get_at_least_the_full_methods_updates(conf):
     """A baseline row trains for at least as many optimiser updates as the full method's three phases."""
