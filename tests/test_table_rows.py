@@ -96,7 +96,8 @@ def test_baselines_get_at_least_the_full_methods_updates(conf):
     full = sum(updates(f"{conf}/train_phase{p}.yaml") for p in "123")
     for name in ("cs_only", "single_stage", "mlp", "espnet_st"):
         trained, _ = experiments(table.load_row(str(ROWS), name, conf), conf)
-        configs = [ident[1] or f"{conf}/espnet_st.yaml" if ident[0] == "espnet_st" else ident[0]
+        # an experiment's identity is (config, ...), ESPnet's ("espnet_st", its config or None: the default)
+        configs = [(ident[1] or f"{conf}/espnet_st.yaml") if ident[0] == "espnet_st" else ident[0]
                    for ident in trained.values()]
         assert sum(updates(c) for c in configs) >= full, f"{name}: {configs} train fewer updates than the method ({full})"
 
