@@ -20,6 +20,7 @@ import sacrebleu
 import yaml
 
 from csst_espnet.data import kaldi_dir as kd
+from csst_espnet.bin import make_table
 from csst_espnet.recipe import espnet_st, table
 from csst_espnet.recipe.data_ops import RecipeError, decode_cost
 
@@ -227,6 +228,39 @@ def test_table_on_decoded_experiments(tmp_path):
     (tmp_path / "exp" / "m_other_seed1" / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(table.TableError, match=r"m_other_seed1/config.yaml: trained with seed 0, the table's seed 1"):
         t.build(log=lambda m: None)
+
+
+def test_train_only_trains_the_missing_seeds_and_decodes_nothing(tmp_path, monkeypatch):
+    """make_table --train_only: the rows' missing seeds through their train stages, no decoding, no table;
+    the reference row need not be among the rows (the rows of a table split over processes)."""
+    rows_dir = tmp_path / "rows"
+    rows_dir.mkdir()
+    (rows_dir / "mixture.yaml").write_text(yaml.safe_dump({"description": "m", "exp": "m_mix", "train": [11, 12]}))
+    fake_experiment(tmp_path, "m_mix", 0, {}, {})
+    calls = []
+
+    def runner(cmd, log):
+        calls.append(cmd)
+        stage = int(cmd[cmd.index("--stage") + 1])
+        assert stage in (11, 12), f"only the train stages may run, got {cmd}"
+        if stage == 12:
+            suffix = cmd[cmd.index("--tag_suffix") + 1]
+            seed = int(cmd[cmd.index("--train_args") + 1].split()[-1])
+            exp = tmp_path / "exp" / f"m_mix{suffix}"
+            exp.mkdir(parents=True)
+            (exp / "training.done").write_text("done\n")
+            (exp / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(table, "shell_runner", lambda cwd: runner)
+    argv = ["--rows", "mixture", "--seeds", "0,2", "--tgt_lang", "en", "--rows_dir", str(rows_dir), "--train_only",
+            "--out_md", "B.md", "--out_json", "B.json"]
+    assert make_table.main(argv) == 0
+    assert [(c[c.index("--stage") + 1], c[c.index("--tag_suffix") + 1]) for c in calls] == [
+        ("11", "_seed2"), ("12", "_seed2")]  # seed 0 was trained: kept
+    assert (tmp_path / "exp" / "m_mix_seed2" / "training.done").exists()
+    assert not (tmp_path / "B.md").exists() and not (tmp_path / "B.json").exists()
+    assert make_table.main(argv) == 0 and len(calls) == 2  # all trained: nothing runs
 
 
 # ------------------------------------------------------------------------------- end to end (tiny recipe)

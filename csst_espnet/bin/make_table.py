@@ -3,7 +3,7 @@
 
     python -m csst_espnet.bin.make_table --rows full,cs_only,espnet_st --seeds 0,1,2 --tgt_lang en \\
         [--run "./run.sh --preset tiny"] [--conf_dir conf/tiny] [--rows_dir conf/table] \\
-        [--test_sets "test_cs test_mono"] [--reference full] [--no_decode] \\
+        [--test_sets "test_cs test_mono"] [--reference full] [--no_decode | --train_only] \\
         [--out_md BENCHMARK.md] [--out_json BENCHMARK.json]
 
 Run in the recipe directory. Each row is ``ROWS_DIR/<row>.yaml`` (csst.sh options, the stages that
@@ -11,7 +11,9 @@ train it, the experiment it decodes); what is not trained yet is trained through
 (``--run``), every row and seed is decoded again (decoding cost measured in this run), scored with the
 recipe's scorer, and compared with the reference row by sacrebleu's paired bootstrap. See
 csst_espnet/recipe/table.py for the row format and the statistics; logs of the recipe calls are in
-``exp/table/logs``.
+``exp/table/logs``. ``--train_only`` trains the missing experiments of the rows and stops: the training
+can be split over processes by rows (rows that share experiments, such as ``full`` and ``mixture``, in one
+process), then one run without it decodes every row on one idle machine and writes the table.
 """
 
 import argparse
@@ -39,10 +41,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_dir", default="dump/raw", help="the formatted test sets (references)")
     p.add_argument("--n_samples", type=int, default=table.N_SAMPLES, help="bootstrap resamples")
     p.add_argument("--no_decode", action="store_true", help="use the latest decodings (and their cost) as they are")
+    p.add_argument("--train_only", action="store_true", help="train the rows' missing experiments, then stop "
+                   "(no decoding, no table)")
     p.add_argument("--out_md", default="BENCHMARK.md")
     p.add_argument("--out_json", default="BENCHMARK.json")
     p.add_argument("--command", default="", help="the command line recorded in the outputs")
     return p
+
+
+def log(msg: str) -> None:
+    print(f"make_table: {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -57,9 +65,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         run=shlex.split(args.run), expdir=args.expdir, data_dir=args.data_dir,
                         reference=args.reference, n_samples=args.n_samples, redecode=not args.no_decode,
                         groups=table.parse_groups(args.groups))
-        result = t.build(log=lambda msg: print(f"make_table: {msg}", file=sys.stderr, flush=True))
+        if args.train_only:
+            t.train_all(log)
+            log(f"trained: {', '.join(names)}, seeds {','.join(map(str, seeds))}")
+            return 0
+        result = t.build(log)
     except (table.TableError, ValueError, FileNotFoundError) as e:
-        print(f"make_table: {e}", file=sys.stderr)
+        log(str(e))
         return 1
     table.write(result, args.out_md, args.out_json, args.command)
     print(table.markdown(result, args.command))

@@ -298,13 +298,18 @@ class Table:
             utt2lang = None if t_langs is None or utt2lang is None else {**utt2lang, **{f"{t}/{u}": v for u, v in t_langs.items()}}
         return utts, refs, utt2lang
 
+    def train_all(self, log=print) -> None:
+        """Train what is missing of every row, nothing else (``--train_only``: the training of a table can
+        be split over processes or machines by rows, then one run without it decodes and scores)."""
+        for row in self.rows:
+            self.train(row, log)
+
     def build(self, log=print) -> Dict:
         """Train what is missing, decode, score and compare; the BENCHMARK.json content."""
         names = [r.name for r in self.rows]
         if self.reference not in names:
             raise TableError(f"the reference row {self.reference} is not among the rows {', '.join(names)}")
-        for row in self.rows:
-            self.train(row, log)
+        self.train_all(log)
         hyps: Dict[str, Dict[int, Dict[str, Dict[str, str]]]] = {}
         costs: Dict[str, Dict[int, Dict]] = {}
         for row in self.rows:
