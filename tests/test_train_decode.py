@@ -117,6 +117,31 @@ def test_batched_decoding_equals_one_by_one(trained, tiny_data, tmp_path):
             assert sorted(out["batched"]["text"].values()) == sorted(SENTENCES[:6])
 
 
+def test_long_form_decoding_joins_the_hypotheses_of_the_pieces(trained, tiny_data):
+    """segment_seconds: an utterance longer than it is decoded in its pause-delimited pieces, whose
+    hypotheses are joined; a shorter one in the same batch decodes as without it."""
+    import soundfile
+
+    from csst_espnet.inference.segment import pause_segments
+    from csst_espnet.inference.speech2text import Speech2Text, join_hypotheses
+
+    exp, _ = trained
+    wavs = [soundfile.read(w, dtype="float32")[0] for w in sorted((tiny_data / "wav").glob("*.wav"))[:3]]
+    joined = np.concatenate([wavs[0], np.zeros(int(0.4 * 16000), dtype=np.float32), wavs[1]])
+    seconds = len(joined) / 16000 - 0.1
+    pieces = pause_segments(joined, 16000, seconds)
+    assert len(pieces) == 2
+    plain = Speech2Text.from_exp_dir(exp, max_tokens_per_second=30)
+    long_form = Speech2Text.from_exp_dir(exp, max_tokens_per_second=30, segment_seconds=seconds)
+    expected = join_hypotheses(plain.batch([joined[a:b] for a, b in pieces]), [0, 0])[0]
+    got, short = long_form.batch([joined, wavs[2]])
+    assert got.text == expected.text and got.token_int == expected.token_int and " " in got.text
+    assert got.confidence == pytest.approx(expected.confidence, abs=1e-4)
+    assert got.text != plain.batch([joined])[0].text  # the cut changed what is decoded
+    ref_short = plain.batch([wavs[2]])[0]
+    assert short.text == ref_short.text and short.confidence == pytest.approx(ref_short.confidence, abs=1e-4)
+
+
 def test_confidence_is_mean_logprob_of_reference_pass(trained, tiny_data):
     """The untrained model (projector random, LoRA zero) on the test speech: each hypothesis'
     confidence equals the mean log-probability of its tokens and EOS in the model's forward pass."""

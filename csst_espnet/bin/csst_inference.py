@@ -40,6 +40,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop_repeats", type=int, default=3,
                         help="loop guard: end a hypothesis rather than say one span of tokens this many times in a "
                         "row; 0: off")
+    parser.add_argument("--segment_seconds", type=float, default=0.0,
+                        help="long-form decoding: cut an utterance longer than this at its pauses and decode the "
+                        "pieces one by one (csst_espnet.inference.segment); 0: off")
+    parser.add_argument("--segment_min_pause", type=float, default=0.2, help="shortest pause cut (seconds)")
     return parser
 
 
@@ -68,6 +72,8 @@ def main(cmd=None):
         max_tokens_per_second=args.max_tokens_per_second,
         max_tokens_offset=args.max_tokens_offset,
         loop_repeats=args.loop_repeats,
+        segment_seconds=args.segment_seconds,
+        segment_min_pause=args.segment_min_pause,
     )
     decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file,
                args.num_workers, args.batch_bins, fingerprint=done)

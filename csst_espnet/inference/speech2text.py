@@ -12,13 +12,16 @@ cache on the left-padded ``[prompt][speech]`` prefix built by the model, with th
 by default: each hypothesis is limited to ``max_tokens_per_second`` tokens per second of speech plus
 ``max_tokens_offset`` (and ``max_new_tokens`` in all), and stops before saying one span of tokens
 ``loop_repeats`` times in a row. The defaults were chosen on mini_cs's dev set (docs/experiments/mini_cs.md).
+With ``segment_seconds`` > 0, an utterance longer than that is cut at its pauses
+(:mod:`csst_espnet.inference.segment`), its pieces are decoded as utterances of their own and their
+hypotheses joined.
 """
 
 import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,6 +29,7 @@ import yaml
 
 from csst_espnet.data.audio import read_audio, resample
 from csst_espnet.inference.generate import GenerateOptions, Hypothesis, generate
+from csst_espnet.inference.segment import pause_segments
 from csst_espnet.tasks.csst import CSSTTask
 from csst_espnet.utils.config import PRETRAINED_KEYS
 
@@ -44,6 +48,9 @@ class Speech2Text:
         (0 = off; ``inference/generate.py``).
     merge_lora: fold the LLM's LoRA adapters into its (float32) weights for decoding (``HFCausalLM.merge_lora``):
         the same logits to float rounding, a third of the matmuls per adapted projection.
+    segment_seconds, segment_min_pause: long-form decoding, an utterance longer than ``segment_seconds`` is
+        cut in its pauses of at least ``segment_min_pause`` seconds into pieces decoded one by one, their
+        hypotheses joined with a space (0 = off; ``inference/segment.py``).
     """
 
     def __init__(
@@ -57,6 +64,8 @@ class Speech2Text:
         max_tokens_offset: int = 10,
         loop_repeats: int = 3,
         merge_lora: bool = True,
+        segment_seconds: float = 0.0,
+        segment_min_pause: float = 0.2,
     ):
         if isinstance(st_train_config, dict):
             model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
@@ -76,6 +85,8 @@ class Speech2Text:
         self.max_tokens_per_second = max_tokens_per_second
         self.max_tokens_offset = max_tokens_offset
         self.loop_repeats = loop_repeats
+        self.segment_seconds = segment_seconds
+        self.segment_min_pause = segment_min_pause
 
     @classmethod
     def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
@@ -161,7 +172,38 @@ class Speech2Text:
 
     @torch.no_grad()
     def decode_batch(self, batch: dict) -> List[Hypothesis]:
-        """Decode a collated batch (``speech``, ``prompt`` and their lengths)."""
+        """Decode a collated batch (``speech``, ``prompt`` and their lengths); long utterances in pieces
+        (``segment_seconds``), no more pieces at once than the batch had utterances."""
+        if self.segment_seconds <= 0:
+            return self._decode(batch)
+        pieces, owners = self.cut_at_pauses(batch)
+        if len(owners) == len(batch["speech_lengths"]):
+            return self._decode(batch)
+        n = len(batch["speech_lengths"])
+        hyps: List[Hypothesis] = []
+        for i in range(0, len(owners), n):
+            hyps += self._decode({k: v[i : i + n] for k, v in pieces.items()})
+        return join_hypotheses(hyps, owners)
+
+    def cut_at_pauses(self, batch: dict) -> Tuple[dict, List[int]]:
+        """The batch with each utterance replaced by its pieces (:func:`pause_segments`), and for each
+        piece the index of its utterance."""
+        rows, owners = [], []
+        for i, length in enumerate(batch["speech_lengths"].tolist()):
+            wav = batch["speech"][i, :length]
+            for start, end in pause_segments(wav.cpu().numpy(), self.fs, self.segment_seconds, self.segment_min_pause):
+                rows.append(wav[start:end])
+                owners.append(i)
+        index = torch.tensor(owners)
+        pieces = {
+            "speech": torch.nn.utils.rnn.pad_sequence(rows, batch_first=True),  # (pieces, samples)
+            "speech_lengths": torch.tensor([len(r) for r in rows], dtype=batch["speech_lengths"].dtype),
+            "prompt": batch["prompt"][index],
+            "prompt_lengths": batch["prompt_lengths"][index],
+        }
+        return pieces, owners
+
+    def _decode(self, batch: dict) -> List[Hypothesis]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         embeds, embed_lengths, _ = self.model.encode(batch["speech"], batch["speech_lengths"])
         prefix, mask = self.model.prefix_embeddings(
@@ -170,6 +212,25 @@ class Speech2Text:
         options = GenerateOptions(self.beam_size, self.max_new_tokens, self.loop_repeats)
         return generate(self.model.llm.model, self.tokenizer, mask, inputs_embeds=prefix, options=options,
                         max_new_tokens=self.length_limits(batch["speech_lengths"]))
+
+
+def join_hypotheses(hyps: Sequence[Hypothesis], owners: Sequence[int]) -> List[Hypothesis]:
+    """One hypothesis per owner (in owner order) from its pieces' hypotheses (in piece order): texts
+    joined with a space, tokens concatenated, scores summed, the confidence the mean over all tokens
+    (and each piece's EOS), the guard of the first piece a guard ended."""
+    joined: List[Hypothesis] = []
+    for owner in sorted(set(owners)):
+        parts = [h for h, o in zip(hyps, owners) if o == owner]
+        weights = [len(h.token_int) + 1 for h in parts]
+        joined.append(Hypothesis(
+            text=" ".join(h.text for h in parts if h.text),
+            token=[t for h in parts for t in h.token],
+            token_int=[t for h in parts for t in h.token_int],
+            score=sum(h.score for h in parts),
+            confidence=sum(h.confidence * w for h, w in zip(parts, weights)) / sum(weights),
+            guard=next((h.guard for h in parts if h.guard), ""),
+        ))
+    return joined
 
 
 def _read_yaml(path: Path) -> Dict:
