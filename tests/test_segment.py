@@ -31,16 +31,19 @@ def speech_with_pauses(noise_snr_db=None, seed=0):
 
 
 @pytest.mark.parametrize("snr", [None, 10.0])
-def test_long_utterances_are_cut_inside_their_pauses(snr):
+@pytest.mark.parametrize("smooth", [1, 9])
+def test_long_utterances_are_cut_inside_their_pauses(snr, smooth):
+    """Cuts fall inside the pauses, in clean and noisy audio, with or without smoothing (which would
+    shorten the 0.3 s pause below min_pause without its compensation)."""
     wav, first, second = speech_with_pauses(snr)
-    pieces = pause_segments(wav, FS, max_seconds=2.5)
+    pieces = pause_segments(wav, FS, max_seconds=2.5, min_pause=0.25, smooth=smooth)
     assert pieces[0][0] == 0 and pieces[-1][1] == len(wav)
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))  # contiguous, nothing lost
     cuts = [end for _, end in pieces[:-1]]
     assert len(cuts) == 2
     assert first[0] < cuts[0] < first[1] and second[0] < cuts[1] < second[1], (cuts, first, second)
     # the longest pause first: at 4 s only the 0.5 s pause is cut (pieces of ~1.45 s and ~3.55 s)
-    (cut,) = [end for _, end in pause_segments(wav, FS, max_seconds=4.0)[:-1]]
+    (cut,) = [end for _, end in pause_segments(wav, FS, max_seconds=4.0, min_pause=0.25, smooth=smooth)[:-1]]
     assert first[0] < cut < first[1]
 
 

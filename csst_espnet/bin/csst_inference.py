@@ -44,6 +44,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="long-form decoding: cut an utterance longer than this at its pauses and decode the "
                         "pieces one by one (csst_espnet.inference.segment); 0: off")
     parser.add_argument("--segment_min_pause", type=float, default=0.2, help="shortest pause cut (seconds)")
+    parser.add_argument("--segment_quiet_ratio", type=float, default=0.2,
+                        help="a frame is quiet below floor + this x (speech level - floor), in dB")
+    parser.add_argument("--segment_smooth", type=int, default=1, help="frames (10 ms) of power averaged per frame")
     return parser
 
 
@@ -74,6 +77,8 @@ def main(cmd=None):
         loop_repeats=args.loop_repeats,
         segment_seconds=args.segment_seconds,
         segment_min_pause=args.segment_min_pause,
+        segment_quiet_ratio=args.segment_quiet_ratio,
+        segment_smooth=args.segment_smooth,
     )
     decode_dir(s2t, args.data_path_and_name_and_type, args.output_dir, args.batch_size, args.key_file,
                args.num_workers, args.batch_bins, fingerprint=done)

@@ -4,8 +4,10 @@ A model trained on utterances of a few sentences drops sentences from a longer i
 input's pauses-delimited pieces one by one and joining the hypotheses keeps them. Pauses are found
 by frame energy relative to the utterance itself, so that noise sets the silence floor:
 
-- 10 ms frames, energy in dB; ``floor`` and ``speech`` are the 5th and 90th percentiles of the
-  utterance's frames, and a frame is quiet below ``floor + quiet_ratio * (speech - floor)``;
+- 10 ms frames, energy in dB of the mean power of ``smooth`` frames around each (noise makes single
+  frames of a pause flicker above the threshold); ``floor`` and ``speech`` are the 5th and 90th
+  percentiles of the utterance's frames, and a frame is quiet below ``floor + quiet_ratio * (speech -
+  floor)``;
 - a pause is a run of at least ``min_pause`` seconds of quiet frames with sound on both sides;
 - an utterance longer than ``max_seconds`` is cut in the middle of its longest pause (the one nearer the
   middle among equals), and each side again while it is too long and has a pause.
@@ -20,13 +22,17 @@ import numpy as np
 FRAME_SECONDS = 0.01
 
 
-def frame_energies(wav: np.ndarray, fs: int) -> np.ndarray:
-    """Energy (dB) of consecutive 10 ms frames; a last partial frame counts as a frame."""
+def frame_energies(wav: np.ndarray, fs: int, smooth: int = 1) -> np.ndarray:
+    """Energy (dB) of consecutive 10 ms frames (a last partial frame counts as a frame), each the mean
+    power of the ``smooth`` frames centred on it."""
     hop = max(1, int(round(FRAME_SECONDS * fs)))
     n = -(-len(wav) // hop)
     padded = np.zeros(n * hop, dtype=np.float64)
     padded[: len(wav)] = wav
     power = np.mean(padded.reshape(n, hop) ** 2, axis=1)
+    if smooth > 1:
+        power = np.convolve(np.pad(power, (smooth // 2, smooth - 1 - smooth // 2), mode="edge"),
+                            np.full(smooth, 1.0 / smooth), mode="valid")
     return 10.0 * np.log10(power + 1e-10)
 
 
@@ -49,14 +55,16 @@ def pauses(energies: np.ndarray, min_frames: int, quiet_ratio: float) -> List[Tu
 
 
 def pause_segments(wav: np.ndarray, fs: int, max_seconds: float, min_pause: float = 0.2,
-                   quiet_ratio: float = 0.2) -> List[Tuple[int, int]]:
+                   quiet_ratio: float = 0.2, smooth: int = 1) -> List[Tuple[int, int]]:
     """``(start, end)`` sample ranges covering ``wav`` in order: one range when it is at most
     ``max_seconds`` long or has no pause, else the pieces of the cuts described in the module docstring."""
     if max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     hop = max(1, int(round(FRAME_SECONDS * fs)))
     max_frames = max_seconds / FRAME_SECONDS
-    runs = pauses(frame_energies(wav, fs), max(1, int(round(min_pause / FRAME_SECONDS))), quiet_ratio)
+    # smoothing shortens a pause by about smooth - 1 frames (the loud frames beside it leak in)
+    min_frames = max(1, int(round(min_pause / FRAME_SECONDS)) - (smooth - 1))
+    runs = pauses(frame_energies(wav, fs, smooth), min_frames, quiet_ratio)
     cuts: List[int] = []  # frame indices
 
     def cut(first: int, end: int) -> None:

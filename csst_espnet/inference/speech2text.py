@@ -48,9 +48,9 @@ class Speech2Text:
         (0 = off; ``inference/generate.py``).
     merge_lora: fold the LLM's LoRA adapters into its (float32) weights for decoding (``HFCausalLM.merge_lora``):
         the same logits to float rounding, a third of the matmuls per adapted projection.
-    segment_seconds, segment_min_pause: long-form decoding, an utterance longer than ``segment_seconds`` is
-        cut in its pauses of at least ``segment_min_pause`` seconds into pieces decoded one by one, their
-        hypotheses joined with a space (0 = off; ``inference/segment.py``).
+    segment_seconds: long-form decoding, an utterance longer than this is cut in its pauses into pieces
+        decoded one by one, their hypotheses joined with a space (0 = off; ``inference/segment.py``).
+    segment_min_pause, segment_quiet_ratio, segment_smooth: the pauses cut, ``pause_segments``' options.
     """
 
     def __init__(
@@ -66,6 +66,8 @@ class Speech2Text:
         merge_lora: bool = True,
         segment_seconds: float = 0.0,
         segment_min_pause: float = 0.2,
+        segment_quiet_ratio: float = 0.2,
+        segment_smooth: int = 1,
     ):
         if isinstance(st_train_config, dict):
             model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
@@ -86,7 +88,7 @@ class Speech2Text:
         self.max_tokens_offset = max_tokens_offset
         self.loop_repeats = loop_repeats
         self.segment_seconds = segment_seconds
-        self.segment_min_pause = segment_min_pause
+        self.pause_options = dict(min_pause=segment_min_pause, quiet_ratio=segment_quiet_ratio, smooth=segment_smooth)
 
     @classmethod
     def from_exp_dir(cls, exp_dir: Union[str, Path], model_file: str = "valid.acc.ave.pth", **kwargs):
@@ -191,7 +193,7 @@ class Speech2Text:
         rows, owners = [], []
         for i, length in enumerate(batch["speech_lengths"].tolist()):
             wav = batch["speech"][i, :length]
-            for start, end in pause_segments(wav.cpu().numpy(), self.fs, self.segment_seconds, self.segment_min_pause):
+            for start, end in pause_segments(wav.cpu().numpy(), self.fs, self.segment_seconds, **self.pause_options):
                 rows.append(wav[start:end])
                 owners.append(i)
         index = torch.tensor(owners)
