@@ -130,3 +130,22 @@ def test_deepspeed_refuses_what_only_the_csst_trainer_does():
                                              "--aux_losses", "[{name: transition, conf: {mode: mixture}}]"])
     with pytest.raises(ValueError, match="--use_deepspeed true: .*mixture λ would never rise"):
         CSSTTask.main_worker(args)
+
+
+DECODE_CONFIGS = sorted(p for p in ROOT.glob("egs2/*/*/conf/**/decode*.yaml") if "espnet_st" not in p.name)
+
+
+@pytest.mark.parametrize("config_file", DECODE_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_decode_configs_are_csst_inference_options(config_file):
+    """Every shipped decode.yaml, as stage 13 turns it into options (yaml2args), parses as csst_inference's."""
+    from csst_espnet.bin import csst_inference
+    from csst_espnet.recipe.config import yaml2args
+
+    required = ["--output_dir", "o", "--data_path_and_name_and_type", "a,speech,sound",
+                "--st_train_config", "c", "--st_model_file", "m"]
+    args = csst_inference.get_parser().parse_args(yaml2args(str(config_file)) + required)
+    assert args.beam_size >= 1 and args.segment_seconds >= 0
+
+
+def test_decode_configs_are_found():
+    assert ROOT / "egs2" / "mini_cs" / "st1" / "conf" / "decode.yaml" in DECODE_CONFIGS

@@ -334,6 +334,10 @@ def test_table_outputs(table_run):
     result = json.loads((st1 / "BENCHMARK.json").read_text())
     assert list(result["rows"]) == ["cs_only", "espnet_st"] and result["seeds"] == [0]
     assert result["command"].startswith("local/run_table.sh --preset tiny")
+    # every csst row decodes without long-form segmentation (ESPnet's st_inference has none)
+    assert result["inference_args"] == "--segment_seconds 0"
+    decode_call = (st1 / "exp" / "table" / "logs" / "cs_only.seed0.stage13.log").read_text().splitlines()[0]
+    assert "--inference_args --segment_seconds 0" in decode_call
     for name, row in result["rows"].items():
         assert set(row["sets"]) == {"test_cs", "test_mono"}
         assert row["utts_per_second"] > 0 and row["rtf"] > 0 and row["decode_setup"]["jobs"] == 1
@@ -349,6 +353,7 @@ def test_table_outputs(table_run):
             assert results[name][test_set]["bleu"] == round(row["sets"][test_set]["bleu"], 2)
     md = (st1 / "BENCHMARK.md").read_text()
     assert "|cs_only|" in md and "|espnet_st|" in md and "bs:1000|seed:12345" in md
+    assert "decode config with `--segment_seconds 0`" in md
     assert "|espnet_st|" in (st1 / "RESULTS.md").read_text().split("## Comparison (ST")[1].split("\n## ")[0]
 
 

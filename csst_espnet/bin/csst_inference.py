@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from csst_espnet.inference import segment
 from csst_espnet.inference.decode_dir import decode_dir, fingerprint, is_decoded
 from csst_espnet.inference.speech2text import Speech2Text
 from espnet2.utils.types import str2triple_str, str_or_none
@@ -43,10 +44,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segment_seconds", type=float, default=0.0,
                         help="long-form decoding: cut an utterance longer than this at its pauses and decode the "
                         "pieces one by one (csst_espnet.inference.segment); 0: off")
-    parser.add_argument("--segment_min_pause", type=float, default=0.2, help="shortest pause cut (seconds)")
-    parser.add_argument("--segment_quiet_ratio", type=float, default=0.2,
+    parser.add_argument("--segment_min_pause", type=float, default=segment.MIN_PAUSE,
+                        help="shortest pause cut (seconds)")
+    parser.add_argument("--segment_quiet_ratio", type=float, default=segment.QUIET_RATIO,
                         help="a frame is quiet below floor + this x (speech level - floor), in dB")
-    parser.add_argument("--segment_smooth", type=int, default=1, help="frames (10 ms) of power averaged per frame")
+    parser.add_argument("--segment_smooth", type=int, default=segment.SMOOTH,
+                        help="frames (10 ms) of power averaged per frame")
     return parser
 
 

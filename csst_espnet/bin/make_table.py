@@ -39,6 +39,8 @@ def get_parser() -> argparse.ArgumentParser:
                    "'cs=test_cs_zh,test_cs_es mono=test_mono_zh,test_mono_es' (every test set is listed below it)")
     p.add_argument("--expdir", default="exp")
     p.add_argument("--data_dir", default="dump/raw", help="the formatted test sets (references)")
+    p.add_argument("--inference_args", default="", help="csst_inference options added to every csst row's "
+                   "decoding (csst.sh --inference_args), e.g. '--segment_seconds 0'")
     p.add_argument("--n_samples", type=int, default=table.N_SAMPLES, help="bootstrap resamples")
     p.add_argument("--no_decode", action="store_true", help="use the latest decodings (and their cost) as they are")
     p.add_argument("--train_only", action="store_true", help="train the rows' missing experiments, then stop "
@@ -64,7 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t = table.Table(rows=rows, seeds=seeds, test_sets=args.test_sets.split(), tgt_lang=args.tgt_lang,
                         run=shlex.split(args.run), expdir=args.expdir, data_dir=args.data_dir,
                         reference=args.reference, n_samples=args.n_samples, redecode=not args.no_decode,
-                        groups=table.parse_groups(args.groups))
+                        groups=table.parse_groups(args.groups), inference_args=args.inference_args)
         if args.train_only:
             t.train_all(log)
             log(f"trained: {', '.join(names)}, seeds {','.join(map(str, seeds))}")

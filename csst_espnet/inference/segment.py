@@ -20,6 +20,8 @@ from typing import List, Tuple
 import numpy as np
 
 FRAME_SECONDS = 0.01
+# defaults chosen on mini_cs's dev condition copies (docs/experiments/mini_cs.md)
+MIN_PAUSE, QUIET_RATIO, SMOOTH = 0.2, 0.3, 5
 
 
 def frame_energies(wav: np.ndarray, fs: int, smooth: int = 1) -> np.ndarray:
@@ -54,8 +56,8 @@ def pauses(energies: np.ndarray, min_frames: int, quiet_ratio: float) -> List[Tu
     return runs
 
 
-def pause_segments(wav: np.ndarray, fs: int, max_seconds: float, min_pause: float = 0.2,
-                   quiet_ratio: float = 0.2, smooth: int = 1) -> List[Tuple[int, int]]:
+def pause_segments(wav: np.ndarray, fs: int, max_seconds: float, min_pause: float = MIN_PAUSE,
+                   quiet_ratio: float = QUIET_RATIO, smooth: int = SMOOTH) -> List[Tuple[int, int]]:
     """``(start, end)`` sample ranges covering ``wav`` in order: one range when it is at most
     ``max_seconds`` long or has no pause, else the pieces of the cuts described in the module docstring."""
     if max_seconds <= 0:

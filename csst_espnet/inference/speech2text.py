@@ -29,7 +29,7 @@ import yaml
 
 from csst_espnet.data.audio import read_audio, resample
 from csst_espnet.inference.generate import GenerateOptions, Hypothesis, generate
-from csst_espnet.inference.segment import pause_segments
+from csst_espnet.inference import segment
 from csst_espnet.tasks.csst import CSSTTask
 from csst_espnet.utils.config import PRETRAINED_KEYS
 
@@ -65,9 +65,9 @@ class Speech2Text:
         loop_repeats: int = 3,
         merge_lora: bool = True,
         segment_seconds: float = 0.0,
-        segment_min_pause: float = 0.2,
-        segment_quiet_ratio: float = 0.2,
-        segment_smooth: int = 1,
+        segment_min_pause: float = segment.MIN_PAUSE,
+        segment_quiet_ratio: float = segment.QUIET_RATIO,
+        segment_smooth: int = segment.SMOOTH,
     ):
         if isinstance(st_train_config, dict):
             model, train_args = CSSTTask.build_model_from_config(st_train_config, st_model_file, device)
@@ -188,12 +188,13 @@ class Speech2Text:
         return join_hypotheses(hyps, owners)
 
     def cut_at_pauses(self, batch: dict) -> Tuple[dict, List[int]]:
-        """The batch with each utterance replaced by its pieces (:func:`pause_segments`), and for each
+        """The batch with each utterance replaced by its pieces (:func:`segment.pause_segments`), and for each
         piece the index of its utterance."""
         rows, owners = [], []
         for i, length in enumerate(batch["speech_lengths"].tolist()):
             wav = batch["speech"][i, :length]
-            for start, end in pause_segments(wav.cpu().numpy(), self.fs, self.segment_seconds, **self.pause_options):
+            cuts = segment.pause_segments(wav.cpu().numpy(), self.fs, self.segment_seconds, **self.pause_options)
+            for start, end in cuts:
                 rows.append(wav[start:end])
                 owners.append(i)
         index = torch.tensor(owners)

@@ -22,7 +22,9 @@
   (``training.done``) is kept. Its ``config.yaml`` must say that seed.
 - **Decoding** of every row and seed in this run (stage 13 with ``--overwrite true``), so that the
   cost columns (utterances/s, real-time factor: ``decode_cost.json`` of stage 13) are measured under
-  the same conditions.
+  the same conditions. ``inference_args`` (``make_table --inference_args``) are added to every csst
+  row's decoding; the recipes' ``run_table.sh`` pass ``--segment_seconds 0``: ESPnet's ``st_inference``
+  has no long-form segmentation, so no row gets it and the table compares models under one decoding.
 - **Scores**: BLEU/chrF of each test set with the recipe's scorer (:func:`csst_espnet.metrics.scoring.score`,
   every reference ``text``, ``text.N``); mean ± sample standard deviation over seeds.
 - **Pooled test sets** (``groups``, ``make_table --groups "cs=test_cs_zh,test_cs_es ..."``): several test
@@ -215,6 +217,7 @@ class Table:
     redecode: bool = True          # decode every row and seed again (cost measured in this run)
     runner: Optional[Runner] = None
     groups: Dict[str, List[str]] = field(default_factory=dict)  # pooled test sets: name -> test sets
+    inference_args: str = ""       # csst_inference options of every csst row's decoding (csst.sh --inference_args)
 
     def _path(self, *parts: str) -> str:
         return os.path.join(self.recipe_dir, *parts)
@@ -269,8 +272,11 @@ class Table:
         return max(found)[1]
 
     def decode(self, row: Row, seed: int) -> None:
-        self._call(row, seed, 13, {"test_sets": " ".join(self.test_sets), "test_conditions": "",
-                                   "asr_test_sets": "", "text_lm_oracle": "false", "overwrite": "true"})
+        extra = {"test_sets": " ".join(self.test_sets), "test_conditions": "", "asr_test_sets": "",
+                 "text_lm_oracle": "false", "overwrite": "true"}
+        if self.inference_args:
+            extra["inference_args"] = self.inference_args
+        self._call(row, seed, 13, extra)
 
     def references(self, test_set: str) -> Tuple[List[str], List[Dict[str, str]], Dict[str, str]]:
         """Utterances (sorted), references (``text``, ``text.N``) and ``utt2lang`` of a test set."""
@@ -335,7 +341,7 @@ class Table:
                 for s in self.seeds:
                     hyps[row.name][s][name] = {f"{t}/{u}": h for t in sets for u, h in hyps[row.name][s][t].items()}
         out: Dict = {"reference": self.reference, "seeds": self.seeds, "test_sets": self.test_sets,
-                     "groups": self.groups, "alpha": ALPHA, "n_samples": self.n_samples, "rows": {}}
+                     "groups": self.groups, "inference_args": self.inference_args, "alpha": ALPHA, "n_samples": self.n_samples, "rows": {}}
         for t in [*self.test_sets, *self.groups]:
             utts, refs, utt2lang = self.pooled_references(self.groups[t]) if t in self.groups else self.references(t)
             for row in self.rows:
@@ -402,6 +408,8 @@ def markdown(result: Dict, command: str = "") -> str:
              f"- seeds: {', '.join(map(str, result['seeds']))} (mean ± sample standard deviation over seeds)"]
     if command:
         lines.append(f"- command: `{command.strip()}`")
+    if result.get("inference_args"):
+        lines.append(f"- decoding of the csst rows: the recipe's decode config with `{result['inference_args']}`")
     for k, v in result.get("signatures", {}).items():
         lines.append(f"- {k}: `{v}`")
     for k, v in result.get("test_signatures", {}).items():

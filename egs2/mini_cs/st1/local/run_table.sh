@@ -3,7 +3,8 @@
 #   local/run_table.sh --rows "full,cs_only,espnet_st" --seeds 0,1,2 [--preset tiny] [make_table options]
 # Rows are conf/table/<row>.yaml; what is not trained yet is trained (./run.sh), every row and seed is
 # decoded and scored, and compared with the row "full" (sacrebleu paired bootstrap). See
-# csst_espnet/recipe/table.py.
+# csst_espnet/recipe/table.py. Every csst row decodes with --segment_seconds 0: ESPnet's st_inference (the
+# espnet_st row) has no long-form segmentation, so the table compares the models under one decoding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,5 @@ esac
 command="local/run_table.sh --preset ${preset}"
 [ ${#args[@]} -eq 0 ] || command+=$(printf ' %q' "${args[@]}")
 exec "${PYTHON}" -m csst_espnet.bin.make_table --tgt_lang en --run "./run.sh --preset ${preset}" \
-    --conf_dir "${conf}" --rows_dir conf/table --command "${command}" "${args[@]}"
+    --conf_dir "${conf}" --rows_dir conf/table --inference_args "--segment_seconds 0" --command "${command}" \
+    "${args[@]}"

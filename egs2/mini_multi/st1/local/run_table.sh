@@ -4,7 +4,8 @@
 # Rows are conf/table/<row>.yaml; what is not trained yet is trained (./run.sh), every row and seed is
 # decoded and scored on the test sets and their held-out-voice copies, and compared with the row "part"
 # (sacrebleu paired bootstrap); the main table pools them: code-switched, monolingual, each by seen and
-# held-out voices. See csst_espnet/recipe/table.py.
+# held-out voices. See csst_espnet/recipe/table.py. Decoding without long-form segmentation, as the mini_cs
+# table (--segment_seconds 0: see egs2/mini_cs/st1/local/run_table.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ./path.sh
@@ -18,4 +19,4 @@ mono="test_mono_zh test_mono_es test_mono_fr test_mono_de"
 groups="cs=$(join ${cs}) mono=$(join ${mono}) cs_unseen=$(join $(unseen ${cs})) mono_unseen=$(join $(unseen ${mono}))"
 exec "${PYTHON}" -m csst_espnet.bin.make_table --tgt_lang en --run ./run.sh --conf_dir conf --rows_dir conf/table \
     --reference part --test_sets "${cs} ${mono} $(unseen ${cs} ${mono})" --groups "${groups}" \
-    --command "${command}" "$@"
+    --inference_args "--segment_seconds 0" --command "${command}" "$@"
